@@ -1,0 +1,92 @@
+"""Typed settings, read from (highest first) arguments, ``MLCYCLE_*`` environment variables,
+an optional ``mlcycle.yaml`` (path in ``MLCYCLE_CONFIG``, default ``./mlcycle.yaml``) and defaults.
+
+This is the only module that reads ``os.environ``; everything else receives a ``Settings``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+__all__ = ["Settings", "load_settings"]
+
+
+def _yaml_path() -> Path:
+    return Path(os.environ.get("MLCYCLE_CONFIG", "mlcycle.yaml"))
+
+
+class Settings(BaseSettings):
+    """Everything configurable. ``Settings(home=...)`` in tests; ``load_settings()`` in programs."""
+
+    model_config = SettingsConfigDict(env_prefix="MLCYCLE_", extra="ignore", frozen=True)
+
+    home: Path = Field(default=Path(".mlcycle"), description="Folder of the embedded store.")
+    tracking_uri: str | None = Field(
+        default=None,
+        description="sqlite:///path, postgresql+psycopg://..., or http(s)://host:port. "
+        "Default: sqlite under `home`.",
+    )
+    artifact_uri: str | None = Field(
+        default=None, description="A folder or any fsspec URL. Default: `home`/artifacts."
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        description="Client: the bearer token sent to a remote server. "
+        "Server: the read-write token it accepts.",
+    )
+    read_tokens: list[SecretStr] = Field(
+        default_factory=list, description="Server: extra bearer tokens that may only read."
+    )
+    flush_interval: float = Field(
+        default=1.0, gt=0, description="Seconds between background flushes of queued metrics."
+    )
+    flush_batch: int = Field(default=5000, gt=0, description="Points per background write.")
+
+    @field_validator("read_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [t for t in (s.strip() for s in value.split(",")) if t]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            YamlConfigSettingsSource(settings_cls, yaml_file=_yaml_path()),
+        )
+
+    @property
+    def resolved_tracking_uri(self) -> str:
+        if self.tracking_uri:
+            return self.tracking_uri
+        return f"sqlite:///{(self.home / 'mlcycle.db').resolve()}"
+
+    @property
+    def resolved_artifact_uri(self) -> str:
+        if self.artifact_uri:
+            return self.artifact_uri
+        return str((self.home / "artifacts").resolve())
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and ``mlcycle.yaml``, with *overrides* on top."""
+    return Settings(**overrides)

@@ -1,0 +1,165 @@
+"""The one exception tree of mlcycle.
+
+::
+
+    MlcycleError                    code                 HTTP
+    ├── NotFoundError               not_found            404
+    │   ├── ExperimentNotFound      experiment_not_found
+    │   ├── RunNotFound             run_not_found
+    │   └── ArtifactNotFound        artifact_not_found
+    ├── AlreadyExistsError          already_exists       409
+    │   └── ExperimentAlreadyExists experiment_already_exists
+    ├── InvalidInputError           invalid_input        400
+    │   └── InvalidFilter           invalid_filter
+    ├── InvalidStateError           invalid_state        409
+    ├── AuthError                   unauthorized         401
+    │   └── PermissionDenied        forbidden            403
+    ├── StoreError                  store_error          500
+    ├── PipelineError               pipeline_error       500
+    ├── ServingError                serving_error        500
+    └── GateFailed                  gate_failed          422
+
+Every error carries a stable ``code`` (what the REST API sends and the REST client uses to rebuild
+the same class, so ``except RunNotFound`` works locally and remotely), a short ``headline`` for the
+CLI, a ``message`` that says what was expected and what was received, and optional ``details``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "AlreadyExistsError",
+    "ArtifactNotFound",
+    "AuthError",
+    "ExperimentAlreadyExists",
+    "ExperimentNotFound",
+    "GateFailed",
+    "InvalidFilter",
+    "InvalidInputError",
+    "InvalidStateError",
+    "MlcycleError",
+    "NotFoundError",
+    "PermissionDenied",
+    "PipelineError",
+    "RunNotFound",
+    "ServingError",
+    "StoreError",
+    "error_class_for",
+]
+
+
+class MlcycleError(Exception):
+    """Base of every error mlcycle raises on purpose."""
+
+    code: ClassVar[str] = "error"
+    headline: ClassVar[str] = "mlcycle error"
+    http_status: ClassVar[int] = 500
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+class NotFoundError(MlcycleError):
+    code = "not_found"
+    headline = "Not found"
+    http_status = 404
+
+
+class ExperimentNotFound(NotFoundError):
+    code = "experiment_not_found"
+    headline = "Experiment not found"
+
+
+class RunNotFound(NotFoundError):
+    code = "run_not_found"
+    headline = "Run not found"
+
+
+class ArtifactNotFound(NotFoundError):
+    code = "artifact_not_found"
+    headline = "Artifact not found"
+
+
+class AlreadyExistsError(MlcycleError):
+    code = "already_exists"
+    headline = "Already exists"
+    http_status = 409
+
+
+class ExperimentAlreadyExists(AlreadyExistsError):
+    code = "experiment_already_exists"
+    headline = "Experiment already exists"
+
+
+class InvalidInputError(MlcycleError):
+    code = "invalid_input"
+    headline = "Invalid input"
+    http_status = 400
+
+
+class InvalidFilter(InvalidInputError):
+    """A search filter that does not parse; ``details`` holds ``position`` and ``token``."""
+
+    code = "invalid_filter"
+    headline = "Invalid filter"
+
+
+class InvalidStateError(MlcycleError):
+    code = "invalid_state"
+    headline = "Invalid state"
+    http_status = 409
+
+
+class AuthError(MlcycleError):
+    code = "unauthorized"
+    headline = "Not authenticated"
+    http_status = 401
+
+
+class PermissionDenied(AuthError):
+    code = "forbidden"
+    headline = "Permission denied"
+    http_status = 403
+
+
+class StoreError(MlcycleError):
+    code = "store_error"
+    headline = "Store error"
+    http_status = 500
+
+
+class PipelineError(MlcycleError):
+    code = "pipeline_error"
+    headline = "Pipeline error"
+
+
+class ServingError(MlcycleError):
+    code = "serving_error"
+    headline = "Serving error"
+
+
+class GateFailed(MlcycleError):
+    code = "gate_failed"
+    headline = "Gate failed"
+    http_status = 422
+
+
+def _all_subclasses(cls: type[MlcycleError]) -> list[type[MlcycleError]]:
+    out = [cls]
+    for sub in cls.__subclasses__():
+        out.extend(_all_subclasses(sub))
+    return out
+
+
+def error_class_for(code: str) -> type[MlcycleError]:
+    """The error class whose ``code`` is *code*; ``MlcycleError`` for an unknown code."""
+    for cls in _all_subclasses(MlcycleError):
+        if cls.code == code:
+            return cls
+    return MlcycleError

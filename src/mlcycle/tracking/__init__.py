@@ -1,0 +1,1 @@
+"""Experiment tracking: validation, the search language, system facts, the background writer."""
