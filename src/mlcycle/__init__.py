@@ -166,7 +166,7 @@ def search_runs(
 
 def autolog(*, disable: bool = False, log_models: bool = True) -> None:
     """Log params, training metrics and the fitted model of every scikit-learn ``fit``."""
-    from mlcycle.autolog import sklearn
+    from mlcycle.integrations import sklearn
 
     if disable:
         sklearn.disable()

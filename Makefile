@@ -1,0 +1,40 @@
+# mlcycle — `make demo` runs the main job, `make test` runs what CI runs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-dev
+
+.PHONY: demo test check bench bench-tracking venv clean postgres
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	@$(PY) -m mlcycle.demo
+
+# PostgreSQL is started (and a test role created) by scripts/postgres.sh; its URL reaches the
+# tests through MLCYCLE_TEST_POSTGRES_URI, and they fail rather than skip when it is set.
+test: $(STAMP)
+	@eval "$$(bash scripts/postgres.sh)" && $(PY) -m pytest
+
+postgres:
+	@bash scripts/postgres.sh
+
+check: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy src
+	$(VENV)/bin/lint-imports
+
+bench: bench-tracking
+
+bench-tracking: $(STAMP)
+	@$(PY) bench/tracking.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .mlcycle .pytest_cache .mypy_cache .ruff_cache

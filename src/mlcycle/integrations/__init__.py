@@ -1,0 +1,1 @@
+"""Integrations with ML libraries (autologging): ``mlcycle.autolog()`` enables them."""
