@@ -275,8 +275,8 @@ def write_results(area: str, rows: list[dict[str, Any]], **extra: Any) -> Path:
 def fmt_number(value: float | None) -> str:
     if value is None:
         return "—"
-    if value == 0:
-        return "0"
+    if float(value).is_integer() and abs(value) >= 1:
+        return f"{int(value):,}"
     if abs(value) >= 100:
         return f"{value:,.0f}"
     if abs(value) >= 10:
@@ -298,9 +298,13 @@ def fmt_seconds(seconds: float | None) -> str:
 
 
 def print_table(
-    title: str, header: Sequence[str], rows: Sequence[Sequence[str]], notes: str
+    title: str, header: Sequence[str], rows: Sequence[Sequence[str]], notes: str, align: str = ""
 ) -> None:
-    """A rich table when rich is importable, else aligned plain text."""
+    """A rich table when rich is importable, else aligned plain text.
+
+    ``align`` has one letter per column, ``l`` or ``r`` (default: left).
+    """
+    align = align.ljust(len(header), "l")
     try:
         from rich.console import Console
         from rich.table import Table
@@ -308,12 +312,13 @@ def print_table(
         widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
         print(f"\n{title}")
         for line in (header, *rows):
-            print("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)))
+            cells = zip(line, widths, align, strict=True)
+            print("  ".join(c.rjust(w) if a == "r" else c.ljust(w) for c, w, a in cells))
         print(notes)
         return
     table = Table(title=title, caption=notes, caption_justify="left")
-    for i, name in enumerate(header):
-        table.add_column(name, justify="left" if i < 3 else "right")
+    for name, a in zip(header, align, strict=True):
+        table.add_column(name, justify="right" if a == "r" else "left")
     for row in rows:
         table.add_row(*row)
-    Console(width=max(160, Console().width)).print(table)
+    Console(width=max(180, Console().width)).print(table)

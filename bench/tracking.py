@@ -630,16 +630,16 @@ CASES = (
         "points/s",
         "higher",
         "point",
-        peer_variants=(("mlflow", ""), ("mlflow-async", " (MLflow async logging)")),
+        peer_variants=(("mlflow", ""), ("mlflow-async", ", MLflow async logging")),
     ),
-    Case("log_batch", "log_batch, 1,000 per call", "points/s", "higher", "point"),
-    Case("runs", "create runs (10 params, 5 metrics, 3 tags)", "runs/s", "higher", "run"),
-    Case("search", "search 2-clause filter, top 100", "ms", "lower", "search", populate=True),
-    Case("history", "read metric history", "ms", "lower", "read", populate=True),
-    Case("concurrent", "concurrent writers, log_metric", "points/s", "higher", "point"),
+    Case("log_batch", "log_batch, 1,000 points a call", "points/s", "higher", "point"),
+    Case("runs", "create runs, 10p + 5m + 3t each", "runs/s", "higher", "run"),
+    Case("search", "search, 2-clause filter, top 100", "ms", "lower", "search", populate=True),
+    Case("history", "read one metric history", "ms", "lower", "read", populate=True),
+    Case("concurrent", "concurrent writer processes", "points/s", "higher", "point"),
     Case(
         "fresh_store",
-        "fresh store opened by 4 processes at once",
+        "new store, 4 processes at once",
         "failed processes",
         "lower",
         "process",
@@ -651,7 +651,7 @@ CASES = (
 def sizes(case: str, tool: str, backend: str, quick: bool) -> dict[str, Any]:
     """How much work one measurement does. MLflow gets fewer single calls where it is slow."""
     q = 10 if quick else 1  # --quick divides the sizes
-    is_mlflow = tool == "mlflow"  # the synchronous default; the async variant gets full sizes
+    is_mlflow = tool.startswith("mlflow")
     if case == "log_metric":
         n = {"sqlite": 500, "http": 200}[backend] if is_mlflow else 5000
         return {"n": n // q}
@@ -900,7 +900,7 @@ class Bench:
                 cases = [c for c in CASES if backend in c.backends and c.key in wanted]
                 if not cases:
                     continue
-                with backend_stores(backend, Path(tmp), sorted(self.pythons)) as stores:
+                with backend_stores(backend, Path(tmp), self.args.tools) as stores:
                     for case in cases:
                         rows += self.run_case(case, backend, stores)
         return rows
@@ -1029,7 +1029,8 @@ def main(argv: list[str] | None = None) -> None:
         "CPU/op MLflow",
         "Notes",
     ]
-    print_table("Experiment tracking: mlcycle vs MLflow", header, table_rows(rows), notes)
+    title = "Experiment tracking: mlcycle vs MLflow"
+    print_table(title, header, table_rows(rows), notes, align="lllrrrrrl")
     print(f"wrote {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
 
 

@@ -64,7 +64,8 @@ def open_stores(settings: Settings, tracking_uri: str | None = None,
 
     return (
         SqlTrackingStore.from_uri(uri),
-        FsspecArtifactStore(artifact_uri or settings.resolved_artifact_uri),
+        FsspecArtifactStore(artifact_uri or settings.resolved_artifact_uri,
+                            **settings.artifact_options),
     )
 
 
@@ -174,7 +175,8 @@ class Client:
 
     def end_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> Run:
         self.writer.flush(run_id)
-        return self.service.end_run(run_id, status)
+        self.service.end_run(run_id, status)
+        return self.service.get_run(run_id)
 
     def delete_run(self, run_id: str, *, hard: bool = False) -> None:
         self.service.delete_run(run_id, hard=hard)
@@ -242,7 +244,7 @@ class ActiveRun:
         self.run_id = run.run_id
         self.experiment_id = run.experiment_id
         self.name = run.name
-        self.info = run
+        self.info = run  # as it was when started
         self._token: contextvars.Token[tuple[ActiveRun, ...]] | None = None
         self._ended = False
 
@@ -279,18 +281,16 @@ class ActiveRun:
             if exc_type is None:
                 raise  # an error of our own; the block's error takes precedence otherwise
 
-    def end(self, status: RunStatus | str = RunStatus.FINISHED) -> Run:
+    def end(self, status: RunStatus | str = RunStatus.FINISHED) -> None:
         """Flush queued metrics and mark the run ended (idempotent)."""
         if self._ended:
-            return self.client.get_run(self.run_id)
+            return
         self._ended = True
         _untrack(self)
         try:
             self.client.writer.flush(self.run_id)
         finally:
-            run = self.client.service.end_run(self.run_id, status)
-        self.info = run
-        return run
+            self.client.service.end_run(self.run_id, status)
 
     def flush(self) -> None:
         """Block until every metric logged so far is stored."""

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
@@ -39,12 +40,17 @@ class Settings(BaseSettings):
     artifact_uri: str | None = Field(
         default=None, description="A folder or any fsspec URL. Default: `home`/artifacts."
     )
+    artifact_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec storage options of the artifact store, e.g. "
+        '{"client_kwargs": {"endpoint_url": "http://127.0.0.1:9000"}} for S3-compatible stores.',
+    )
     token: SecretStr | None = Field(
         default=None,
         description="Client: the bearer token sent to a remote server. "
         "Server: the read-write token it accepts.",
     )
-    read_tokens: list[SecretStr] = Field(
+    read_tokens: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="Server: extra bearer tokens that may only read."
     )
     flush_interval: float = Field(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import click
+import typer
 
 from mlcycle.client import Client
 from mlcycle.config import load_settings
@@ -14,28 +14,23 @@ __all__ = ["CliContext", "cli_context", "client_from"]
 
 @dataclass(slots=True)
 class CliContext:
-    """The global options. The client is opened on first use, so ``--help`` and ``server``
-    never touch a store."""
+    """The global options, and the client once a command asked for it (``--help`` and
+    ``server`` never open one)."""
 
     tracking_uri: str | None = None
     debug: bool = False
-    _client: Client | None = field(default=None, repr=False)
-
-    def client(self, ctx: click.Context) -> Client:
-        if self._client is None:
-            self._client = Client(self.tracking_uri, settings=load_settings())
-            ctx.call_on_close(self._client.close)
-        return self._client
+    client: Client | None = None
 
 
-def cli_context(ctx: click.Context) -> CliContext:
+def cli_context(ctx: typer.Context) -> CliContext:
     """The root's :class:`CliContext` (a default one when a command runs without the root)."""
-    found = ctx.find_object(CliContext)
-    if found is None:
-        found = ctx.ensure_object(CliContext)
-    return found
+    return ctx.ensure_object(CliContext)
 
 
-def client_from(ctx: click.Context) -> Client:
-    """The ``Client`` for this invocation, closed when the command ends."""
-    return cli_context(ctx).client(ctx.find_root())
+def client_from(ctx: typer.Context) -> Client:
+    """The ``Client`` of this invocation, opened on first use and closed when the command ends."""
+    state = cli_context(ctx)
+    if state.client is None:
+        state.client = Client(state.tracking_uri, settings=load_settings())
+        ctx.find_root().call_on_close(state.client.close)
+    return state.client

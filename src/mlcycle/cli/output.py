@@ -27,7 +27,7 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from mlcycle.types import JSONValue
@@ -36,6 +36,7 @@ __all__ = [
     "MISSING",
     "console",
     "err_console",
+    "fixed",
     "format_duration",
     "format_number",
     "format_size",
@@ -108,11 +109,11 @@ def iso_time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def format_time(value: datetime | None) -> str:
-    """A time for a table: UTC, to the second (the column headers say UTC)."""
+def format_time(value: datetime | None, *, seconds: bool = True) -> str:
+    """A time for a table, in UTC (the column headers say so)."""
     if value is None:
         return MISSING
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
 def format_duration(seconds: float | None) -> str:
@@ -152,12 +153,20 @@ def short_id(value: str | None) -> str:
 
 
 # --- tables -----------------------------------------------------------------------------------
-def table(*columns: str, title: str | None = None) -> Table:
-    """A table with the house style; add rows of :class:`~rich.text.Text` (never markup)."""
-    out = Table(title=title, title_justify="left", title_style="bold", header_style="bold")
-    for column in columns:
-        out.add_column(column, overflow="fold")
-    return out
+def table(*columns: str | Column, title: str | None = None) -> Table:
+    """A table with the house style; add rows of :class:`~rich.text.Text` (never markup).
+
+    A column given by name wraps long values; pass a :func:`fixed` column for short ones that
+    must stay on one line (ids, times)."""
+    return Table(
+        *(c if isinstance(c, Column) else Column(c, overflow="fold") for c in columns),
+        title=title, title_justify="left", title_style="bold", header_style="bold",
+    )
+
+
+def fixed(header: str) -> Column:
+    """A column kept on one line: when the terminal is too narrow, others wrap first."""
+    return Column(header, no_wrap=True, min_width=len(header))
 
 
 def key_value_table(title: str, items: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> Table:

@@ -69,7 +69,9 @@ class TrackingStore(abc.ABC):
         end_time: int | None | Unset = UNSET,
         name: str | Unset = UNSET,
         lifecycle: str | Unset = UNSET,
-    ) -> Run: ...
+    ) -> None:
+        """Change the given fields (``UNSET`` leaves one alone). Returns nothing: ending a run is
+        on every run's path, and re-reading it there would double the cost."""
 
     @abc.abstractmethod
     def delete_run(self, run_id: str, *, hard: bool = False) -> None:

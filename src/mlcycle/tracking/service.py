@@ -127,7 +127,7 @@ class TrackingService:
 
     def end_run(
         self, run_id: str, status: RunStatus | str = RunStatus.FINISHED, end_time: int | None = None
-    ) -> Run:
+    ) -> None:
         try:
             status = RunStatus(status)
         except ValueError:
@@ -135,7 +135,7 @@ class TrackingService:
                 f"status: expected one of {', '.join(s.value for s in RunStatus)}, got {status!r}",
                 details={"field": "status"},
             ) from None
-        return self.store.update_run(
+        self.store.update_run(
             run_id, status=status, end_time=end_time if end_time is not None else now_ms()
         )
 
@@ -147,6 +147,7 @@ class TrackingService:
         status: RunStatus | str | Unset = UNSET,
         end_time: int | None | Unset = UNSET,
     ) -> Run:
+        """Change the given fields and return the run as it now is."""
         if name is not UNSET:
             v.check_name(name, "run name", required=False)
         if status is not UNSET:
@@ -158,13 +159,15 @@ class TrackingService:
                     f"got {status!r}",
                     details={"field": "status"},
                 ) from None
-        return self.store.update_run(run_id, name=name, status=status, end_time=end_time)
+        self.store.update_run(run_id, name=name, status=status, end_time=end_time)
+        return self.store.get_run(run_id)
 
     def delete_run(self, run_id: str, *, hard: bool = False) -> None:
         self.store.delete_run(run_id, hard=hard)
 
     def restore_run(self, run_id: str) -> Run:
-        return self.store.update_run(run_id, lifecycle="active")
+        self.store.update_run(run_id, lifecycle="active")
+        return self.store.get_run(run_id)
 
     def check_metrics(self, metrics: Iterable[Any]) -> list[Metric]:
         """Validate points given as ``Metric`` or ``(key, value, step[, timestamp])``."""

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, Table, delete, func, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -75,6 +75,23 @@ class SqlTrackingStore(TrackingStore):
             "INSERT INTO metrics (run_id, key, step, timestamp, value) "
             f"VALUES ({', '.join([mark] * 5)})"
         )
+        # Statements on every run's path, built once (building a construct costs more than
+        # executing it on SQLite).
+        self._run_state_q = select(t.runs.c.status, t.runs.c.lifecycle).where(
+            t.runs.c.run_id == bindparam("run_id")
+        )
+        latest = self._insert(t.latest_metrics)
+        newer = (latest.excluded.step > t.latest_metrics.c.step) | (
+            (latest.excluded.step == t.latest_metrics.c.step)
+            & (latest.excluded.timestamp >= t.latest_metrics.c.timestamp)
+        )
+        self._upsert_latest = latest.on_conflict_do_update(
+            index_elements=["run_id", "key"],
+            set_={"step": latest.excluded.step, "timestamp": latest.excluded.timestamp,
+                  "value": latest.excluded.value},
+            where=newer,
+        )
+        self._upserts: dict[tuple[str, tuple[str, ...]], Any] = {}
         self._history_sql = (
             "SELECT step, value, timestamp FROM metrics "
             f"WHERE run_id = {mark} AND key = {mark} ORDER BY step, timestamp, id"
@@ -109,15 +126,18 @@ class SqlTrackingStore(TrackingStore):
     ) -> None:
         if not rows:
             return
-        stmt = self._insert(table)
-        updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
-        conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates), rows)
+        cache_key = (table.name, tuple(keys))
+        upsert = self._upserts.get(cache_key)
+        if upsert is None:
+            stmt = self._insert(table)
+            updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+            upsert = self._upserts[cache_key] = stmt.on_conflict_do_update(
+                index_elements=keys, set_=updates
+            )
+        conn.execute(upsert, rows)
 
-    @staticmethod
-    def _run_state(conn: Connection, run_id: str) -> tuple[str, str]:
-        row = conn.execute(
-            select(t.runs.c.status, t.runs.c.lifecycle).where(t.runs.c.run_id == run_id)
-        ).first()
+    def _run_state(self, conn: Connection, run_id: str) -> tuple[str, str]:
+        row = conn.execute(self._run_state_q, {"run_id": run_id}).first()
         if row is None:
             raise RunNotFound(f"no run with id {run_id!r}", details={"run_id": run_id})
         return row[0], row[1]
@@ -300,7 +320,7 @@ class SqlTrackingStore(TrackingStore):
         end_time: int | None | Unset = UNSET,
         name: str | Unset = UNSET,
         lifecycle: str | Unset = UNSET,
-    ) -> Run:
+    ) -> None:
         values: dict[str, Any] = {}
         if status is not UNSET:
             values["status"] = RunStatus(status).value
@@ -311,10 +331,14 @@ class SqlTrackingStore(TrackingStore):
         if lifecycle is not UNSET:
             values["lifecycle"] = lifecycle
         with self._write() as conn:
-            self._run_state(conn, run_id)
             if values:
-                conn.execute(update(t.runs).where(t.runs.c.run_id == run_id).values(**values))
-        return self.get_run(run_id)
+                done = conn.execute(
+                    update(t.runs).where(t.runs.c.run_id == run_id).values(**values)
+                )
+                if done.rowcount == 0:
+                    raise RunNotFound(f"no run with id {run_id!r}", details={"run_id": run_id})
+            else:
+                self._run_state(conn, run_id)
 
     def delete_run(self, run_id: str, *, hard: bool = False) -> None:
         with self._write() as conn:
@@ -388,21 +412,8 @@ class SqlTrackingStore(TrackingStore):
             [(run_id, m.key, m.step, m.timestamp, None if m.value != m.value else m.value)
              for m in points],
         )
-        stmt = self._insert(t.latest_metrics)
-        newer = (stmt.excluded.step > t.latest_metrics.c.step) | (
-            (stmt.excluded.step == t.latest_metrics.c.step)
-            & (stmt.excluded.timestamp >= t.latest_metrics.c.timestamp)
-        )
         conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["run_id", "key"],
-                set_={
-                    "step": stmt.excluded.step,
-                    "timestamp": stmt.excluded.timestamp,
-                    "value": stmt.excluded.value,
-                },
-                where=newer,
-            ),
+            self._upsert_latest,
             [
                 {"run_id": run_id, "key": m.key, "step": m.step, "timestamp": m.timestamp,
                  "value": _nan_to_null(m.value)}

@@ -1,0 +1,54 @@
+"""What the routes depend on: the tracking service, the access check, a fast JSON body.
+
+These run on the event loop (``async def``, no I/O beyond reading the request) so that the
+route itself is the one hop into the thread pool, where the synchronous stores run.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, Request
+
+from mlcycle.errors import InvalidInputError
+from mlcycle.server.auth import TokenPolicy
+from mlcycle.tracking.service import TrackingService
+
+__all__ = ["READ_ONLY", "RawJSON", "Service", "authorize"]
+
+#: ``openapi_extra`` of a POST route that only reads (a search, whose body is too big for a
+#: query string), so that read-only tokens may call it. Every method other than GET and HEAD
+#: counts as a write otherwise: a route added later is protected unless it says so itself.
+READ_ONLY: dict[str, Any] = {"x-read-only": True}
+
+
+async def get_service(request: Request) -> TrackingService:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+Service = Annotated[TrackingService, Depends(get_service)]
+
+
+async def authorize(request: Request) -> None:
+    """Raise ``AuthError`` / ``PermissionDenied`` unless the request's token allows it."""
+    policy: TokenPolicy = request.app.state.tokens
+    if not policy.enabled:
+        return
+    extra = getattr(request.scope.get("route"), "openapi_extra", None) or {}
+    write = request.method not in ("GET", "HEAD") and not extra.get("x-read-only", False)
+    policy.authorize(request.headers.get("authorization"), write=write)
+
+
+async def json_body(request: Request) -> Any:
+    """The request body decoded with orjson, without a pydantic model in between (the
+    log-batch hot path checks its own shape)."""
+    body = await request.body()
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInputError(f"body: not valid JSON ({exc})",
+                                details={"field": "body", "position": exc.pos}) from None
+
+
+RawJSON = Annotated[Any, Depends(json_body)]
