@@ -51,6 +51,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import queue
 import random
 import subprocess
 import sys
@@ -282,10 +283,17 @@ class MlcycleTool:
         return [(r.params.get("model"), r.metrics.get("rmse")) for r in page.items]
 
     def runs(self) -> list[RunSummary]:
-        page = self.client.search_runs(experiment_ids=[self.experiment_id], max_results=1000)
-        return [
-            RunSummary(r.run_id, set(r.params), set(r.metrics), set(r.tags)) for r in page.items
-        ]
+        summaries, token = [], None
+        while True:
+            page = self.client.search_runs(
+                experiment_ids=[self.experiment_id], max_results=1000, page_token=token
+            )
+            summaries += [
+                RunSummary(r.run_id, set(r.params), set(r.metrics), set(r.tags)) for r in page
+            ]
+            token = page.next_page_token
+            if not token:
+                return summaries
 
     def history_len(self, run_id: str, key: str) -> int:
         return len(self.client.get_metric_history(run_id, key))
@@ -350,13 +358,18 @@ class BenchError(RuntimeError):
     """A tool returned wrong data: the bench fails loudly rather than report a fast wrong run."""
 
 
+def open_experiment(spec: dict[str, Any]) -> MlflowTool | MlcycleTool:
+    tool = open_tool(spec)
+    tool.use_experiment(spec["experiment"])
+    return tool
+
+
 def rate(n: int, watch: Stopwatch) -> dict[str, Any]:
     return {"value": n / watch.wall, "n": n, "cpu_per_op_s": watch.total_cpu / n, **watch.as_dict()}
 
 
 def work_log_metric(spec: dict[str, Any]) -> dict[str, Any]:
-    tool = open_tool(spec)
-    tool.use_experiment(spec["experiment"])
+    tool = open_experiment(spec)
     watch = Stopwatch(spec.get("server_pid"))
     n = spec["n"]
     run_id = tool.log_metric_calls(n, watch)
@@ -367,8 +380,7 @@ def work_log_metric(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def work_log_batch(spec: dict[str, Any]) -> dict[str, Any]:
-    tool = open_tool(spec)
-    tool.use_experiment(spec["experiment"])
+    tool = open_experiment(spec)
     keys, steps = spec["keys"], spec["steps"]
     batches = metric_batches(keys, steps, spec["batch_size"])
     watch = Stopwatch(spec.get("server_pid"))
@@ -381,8 +393,7 @@ def work_log_batch(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def work_runs(spec: dict[str, Any]) -> dict[str, Any]:
-    tool = open_tool(spec)
-    tool.use_experiment(spec["experiment"])
+    tool = open_experiment(spec)
     n = spec["n"]
     watch = Stopwatch(spec.get("server_pid"))
     tool.create_runs(n, watch)
@@ -396,15 +407,13 @@ def work_runs(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def work_search_populate(spec: dict[str, Any]) -> dict[str, Any]:
-    tool = open_tool(spec)
-    tool.use_experiment(spec["experiment"])
+    tool = open_experiment(spec)
     tool.add_scored_runs(scored_runs(spec["runs"]))
     return {}
 
 
 def work_search(spec: dict[str, Any]) -> dict[str, Any]:
-    tool = open_tool(spec)
-    tool.use_experiment(spec["experiment"])
+    tool = open_experiment(spec)
     expected = expected_search_hits(spec["runs"])
     found = tool.search(SEARCH_FILTER, SEARCH_MAX_RESULTS)  # warm-up, and the correctness check
     wrong = [hit for hit in found if hit[0] != "rf" or hit[1] is None or not hit[1] < 0.5]
@@ -419,14 +428,12 @@ def work_search(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def work_history_populate(spec: dict[str, Any]) -> dict[str, Any]:
-    tool = open_tool(spec)
-    tool.use_experiment(spec["experiment"])
+    tool = open_experiment(spec)
     return {"run_id": tool.add_history("loss", spec["steps"])}
 
 
 def work_history(spec: dict[str, Any]) -> dict[str, Any]:
-    tool = open_tool(spec)
-    tool.use_experiment(spec["experiment"])
+    tool = open_experiment(spec)
     steps = spec["steps"]
 
     def read() -> None:
@@ -462,15 +469,14 @@ def describe(exc: BaseException) -> str:
 
 
 def _create_experiment(spec: dict[str, Any]) -> None:
-    open_tool(spec).use_experiment(spec["experiment"])
+    open_experiment(spec)
 
 
 def _writer(spec: dict[str, Any], barrier: Any, reports: Any) -> None:
     """One of the concurrent writers: its own run, ``spec["n"]`` single log_metric calls."""
     report: dict[str, Any] = {"error": None, "t0": None, "t1": None, "cpu": 0.0}
     try:
-        tool = open_tool(spec)
-        tool.use_experiment(spec["experiment"])
+        tool = open_experiment(spec)
     except BaseException as exc:
         barrier.abort()  # release the others rather than let them wait for the timeout
         reports.put(report | {"error": describe(exc)})
@@ -494,7 +500,7 @@ def _gather(procs: list[Any], reports: Any, timeout: float) -> list[dict[str, An
     while len(got) < len(procs) and time.monotonic() < deadline:
         try:
             got.append(reports.get(timeout=1))
-        except Exception:  # queue.Empty
+        except queue.Empty:
             if all(not p.is_alive() for p in procs) and reports.empty():
                 break
     for p in procs:
@@ -524,8 +530,7 @@ def work_concurrent(spec: dict[str, Any]) -> dict[str, Any]:
     results = _gather(procs, reports, timeout=spec["timeout"])
     server_cpu = process_tree_cpu(spec.get("server_pid")) - server_cpu0
 
-    tool = open_tool(spec)
-    tool.use_experiment(spec["experiment"])
+    tool = open_experiment(spec)
     stored = sum(tool.history_len(run.run_id, "loss") for run in tool.runs())
     starts = [r["t0"] for r in results if r["t0"]]
     ends = [r["t1"] for r in results if r["t1"]]
@@ -549,9 +554,8 @@ def _fresh_store_opener(spec: dict[str, Any], barrier: Any, reports: Any) -> Non
     error = None
     try:
         barrier.wait(timeout=120)
-        tool = open_tool(spec)  # the store does not exist yet: every process may create it
-        tool.use_experiment(spec["experiment"])
-        tool.create_runs(1, Stopwatch())
+        # The store does not exist yet: each process may be the one that creates it.
+        open_experiment(spec).create_runs(1, Stopwatch())
     except BaseException as exc:
         error = describe(exc)
     reports.put({"error": error, "t0": None, "t1": None, "cpu": 0.0})
@@ -571,8 +575,7 @@ def work_fresh_store(spec: dict[str, Any]) -> dict[str, Any]:
     results = _gather(procs, reports, timeout=spec["timeout"])
     errors = [r["error"] for r in results if r["error"]]
     try:
-        tool = open_tool(spec)
-        tool.use_experiment(spec["experiment"])
+        tool = open_experiment(spec)
         runs_stored: int | str = len(tool.runs())
     except Exception as exc:  # a store broken by the race is a finding, not a bench crash
         runs_stored = f"store unreadable: {describe(exc)}"
@@ -872,6 +875,8 @@ class Bench:
         }
         if peer == "mlflow-async":
             row["mlflow_logging"] = "async"
+        if case.key == "search":
+            row["hits"] = {name: [s["hits"] for s in runs] for name, runs in tools.items()}
         if case.key in ("concurrent", "fresh_store"):
             total = lambda key: {n: sum(s[key] for s in r) for n, r in tools.items()}  # noqa: E731
             row["processes"] = {

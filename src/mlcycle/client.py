@@ -7,6 +7,7 @@ code that uses a ``Client`` is the same either way.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import os
 import sys
@@ -27,7 +28,7 @@ from mlcycle.entities import (
     RunInput,
     now_ms,
 )
-from mlcycle.errors import InvalidStateError
+from mlcycle.errors import ExperimentNotFound, InvalidInputError, InvalidStateError
 from mlcycle.store.base import ArtifactStore, TrackingStore
 from mlcycle.tracking import validation as v
 from mlcycle.tracking.compare import RunComparison
@@ -61,6 +62,13 @@ def open_stores(settings: Settings, tracking_uri: str | None = None,
         return RestTrackingStore(http), RestArtifactStore(http)
     from mlcycle.store.artifacts import FsspecArtifactStore
     from mlcycle.store.sql import SqlTrackingStore
+
+    if not uri.startswith(("sqlite:", "postgresql:", "postgresql+")):
+        raise InvalidInputError(
+            f"tracking_uri: expected sqlite:///…, postgresql+psycopg://… or http(s)://…, "
+            f"got {uri!r}",
+            details={"field": "tracking_uri"},
+        )
 
     return (
         SqlTrackingStore.from_uri(uri),
@@ -115,8 +123,17 @@ class Client:
         return self.service.get_or_create_experiment(name)
 
     def get_experiment(self, name_or_id: str) -> Experiment:
+        """An experiment by name, or else by id."""
         found = self.service.store.find_experiment(name_or_id)
-        return found if found is not None else self.service.get_experiment(name_or_id)
+        if found is not None:
+            return found
+        try:
+            return self.service.get_experiment(name_or_id)
+        except ExperimentNotFound:
+            raise ExperimentNotFound(
+                f"no experiment named {name_or_id!r} or with that id",
+                details={"experiment": name_or_id},
+            ) from None
 
     def list_experiments(self, *, include_deleted: bool = False) -> list[Experiment]:
         return self.service.list_experiments(include_deleted=include_deleted)
@@ -404,10 +421,8 @@ def _install_exit_hooks() -> None:
     def _end_open_runs() -> None:
         status = RunStatus.FAILED if _uncaught else RunStatus.FINISHED
         for run in list(_open_runs.values()):
-            try:
+            with contextlib.suppress(Exception):  # exiting: nothing left to report to
                 run.end(status)
-            except Exception:  # noqa: S110 - exiting: nothing left to report to
-                pass
 
     atexit.register(_end_open_runs)
 

@@ -129,9 +129,18 @@ class PermissionDenied(AuthError):
 
 
 class StoreError(MlcycleError):
+    """A store failed. ``retryable`` is True only when trying again cannot apply a write twice
+    (a busy database that rolled back; a request that never reached the server)."""
+
     code = "store_error"
     headline = "Store error"
     http_status = 500
+
+    def __init__(
+        self, message: str, *, details: dict[str, Any] | None = None, retryable: bool = False
+    ) -> None:
+        super().__init__(message, details=details)
+        self.retryable = retryable
 
 
 class PipelineError(MlcycleError):

@@ -7,10 +7,10 @@ from typing import Final, TypeAlias
 
 __all__ = ["UNSET", "JSONValue", "RunStatus", "Unset"]
 
-JSONValue: TypeAlias = "None | bool | int | float | str | list[JSONValue] | dict[str, JSONValue]"
+JSONValue: TypeAlias = "bool | int | float | str | list[JSONValue] | dict[str, JSONValue] | None"
 
 
-class RunStatus(str, enum.Enum):
+class RunStatus(enum.StrEnum):
     RUNNING = "running"
     FINISHED = "finished"
     FAILED = "failed"

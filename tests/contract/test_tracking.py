@@ -42,8 +42,9 @@ def test_run_status_follows_the_block(backend: mc.Client) -> None:
     assert backend.get_run(ok.run_id).status is mc.RunStatus.FINISHED
     assert backend.get_run(ok.run_id).end_time is not None
 
-    with pytest.raises(ZeroDivisionError), backend.start_run(experiment="e", log_system=False) as bad:
-        1 / 0  # noqa: B018
+    with pytest.raises(ZeroDivisionError):
+        with backend.start_run(experiment="e", log_system=False) as bad:
+            1 / 0  # noqa: B018
     assert backend.get_run(bad.run_id).status is mc.RunStatus.FAILED
 
     with pytest.raises(KeyboardInterrupt), backend.start_run(experiment="e", log_system=False) as k:

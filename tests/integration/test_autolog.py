@@ -32,7 +32,7 @@ def test_fit_inside_a_run_logs_params_metrics_and_model(autolog) -> None:  # typ
     assert {"training_f1", "training_precision", "training_recall"} <= set(got.metrics)
     assert got.tags["mlcycle.autolog.estimator"] == "sklearn.pipeline.Pipeline"
     blob = mc.get_client().read_artifact(run.run_id, "model/model.pkl")
-    assert (pickle.loads(blob).predict(X) == model.predict(X)).all()  # noqa: S301 - own bytes
+    assert (pickle.loads(blob).predict(X) == model.predict(X)).all()
     assert len(mc.search_runs()) == 1  # the pipeline's inner fits log nothing of their own
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from mlcycle.errors import InvalidFilter
-from mlcycle.tracking.filter import And, Comparison, Or, OrderKey, parse_filter, parse_order_by
+from mlcycle.store.filter import And, Comparison, Or, OrderKey, parse_filter, parse_order_by
 
 
 def test_mlflow_style_conjunction() -> None:

@@ -88,7 +88,7 @@ def test_store_errors_are_retried(store: RecordingStore, monkeypatch: pytest.Mon
     def flaky(self, run_id, **kw):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] == 1:
-            raise StoreError("database is locked")
+            raise StoreError("database is locked", retryable=True)
         return original(self, run_id, **kw)
 
     monkeypatch.setattr(RecordingStore, "log_batch", flaky)
@@ -114,3 +114,21 @@ def test_many_threads_logging_lose_nothing(store: RecordingStore) -> None:
     writer.flush(run_id)
     for t in range(4):
         assert len(store.get_metric_history(run_id, f"t{t}")) == 1000
+
+
+def test_errors_that_may_have_applied_are_not_retried(
+    store: RecordingStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = _run(store)
+    writer = MetricWriter(store, interval=60, batch=100)
+    calls = {"n": 0}
+
+    def timed_out(self, run_id, **kw):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        raise StoreError("read timeout: the server may have stored the batch")
+
+    monkeypatch.setattr(RecordingStore, "log_batch", timed_out)
+    writer.put(run_id, Metric("x", 1.0, 0, 1))
+    with pytest.raises(StoreError, match="read timeout"):
+        writer.flush(run_id)
+    assert calls["n"] == 1  # a retry could store the points twice

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from mlcycle.cli.context import client_from
@@ -16,6 +16,7 @@ from mlcycle.cli.output import (
     fixed,
     format_time,
     key_value_table,
+    plural,
     print_json,
     print_note,
     print_success,
@@ -32,6 +33,7 @@ app = typer.Typer(
     name="experiments",
     help="Experiments: the named groups runs belong to.",
     no_args_is_help=True,
+    rich_markup_mode="markdown",
 )
 
 ExperimentRef = Annotated[
@@ -59,9 +61,10 @@ def list_experiments(
 
 
 def _experiments_table(experiments: Sequence[Experiment], *, show_lifecycle: bool) -> Table:
-    columns = [fixed("id"), "name", fixed("created (UTC)"), "description"]
-    out = table(*columns, *([fixed("lifecycle")] if show_lifecycle else []),
-                title=f"{len(experiments)} experiments")
+    columns: list[str | Column] = [fixed("id"), "name", fixed("created (UTC)"), "description"]
+    if show_lifecycle:
+        columns.append(fixed("lifecycle"))
+    out = table(*columns, title=plural(len(experiments), "experiment"))
     for exp in experiments:
         cells = [short_id(exp.experiment_id), exp.name, format_time(exp.created_at),
                  exp.description or MISSING]

@@ -62,8 +62,10 @@ class _Root(TyperGroup):
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, typer.TyperException):
-            raise  # Typer's own: usage errors (2), explicit exits, declined prompts (1)
+        except (typer.Exit, typer.Abort, typer.TyperException, BrokenPipeError):
+            # Typer's own: usage errors (2), explicit exits, declined prompts (1), and output
+            # piped into a reader that stopped early (`| head`), which it ends quietly.
+            raise
         except MlcycleError as exc:
             _report(ctx, exc.headline, exc.message)
             raise typer.Exit(exit_code_for(exc)) from None
@@ -87,6 +89,7 @@ app = typer.Typer(
     cls=_Root,
     help="mlcycle: track, compare and serve machine-learning runs.",
     no_args_is_help=True,
+    rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

@@ -27,6 +27,7 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
+from rich.prompt import Confirm
 from rich.table import Column, Table
 from rich.text import Text
 
@@ -34,6 +35,7 @@ from mlcycle.types import JSONValue
 
 __all__ = [
     "MISSING",
+    "confirm",
     "console",
     "err_console",
     "fixed",
@@ -44,6 +46,7 @@ __all__ = [
     "iso_time",
     "jsonable",
     "key_value_table",
+    "plural",
     "print_error",
     "print_json",
     "print_note",
@@ -60,9 +63,6 @@ MISSING = "-"
 #: ``sys.stdout``/``sys.stderr`` at each write, so test runners that swap them see the output.
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
-
-_NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
-
 
 # --- JSON -------------------------------------------------------------------------------------
 def jsonable(value: Any) -> JSONValue:
@@ -95,7 +95,9 @@ def jsonable(value: Any) -> JSONValue:
 def _float(value: float) -> float | str:
     if math.isfinite(value):
         return value
-    return "NaN" if math.isnan(value) else _NON_FINITE[value]
+    if math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
 
 
 def print_json(value: Any) -> None:
@@ -139,12 +141,14 @@ def format_number(value: float | None) -> str:
 
 def format_size(size: int) -> str:
     """``512 B``, ``1.5 KiB``, ``3.2 MiB``."""
-    amount = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if amount < 1024 or unit == "GiB":
-            return f"{size} B" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1024
-    raise AssertionError("unreachable")
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    power = min(max(size.bit_length() - 1, 0) // 10, len(units) - 1)
+    return f"{size} B" if power == 0 else f"{size / 1024**power:.1f} {units[power]}"
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 run``, ``3 runs``."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def short_id(value: str | None) -> str:
@@ -199,7 +203,20 @@ def print_note(message: str) -> None:
 
 
 def print_success(message: str) -> None:
+    """What a command changed, on standard output."""
     console.print(Text(message, style="green"), soft_wrap=True)
+
+
+def confirm(question: str) -> None:
+    """Ask *question* on standard error; abort the command (exit 1) unless the answer is yes.
+
+    Standard output stays clean, and an exhausted standard input counts as a no."""
+    try:
+        agreed = Confirm.ask(question, console=err_console, default=False)
+    except EOFError:
+        agreed = False
+    if not agreed:
+        raise typer.Abort()
 
 
 def progress(*, in_bytes: bool = False) -> Progress:

@@ -14,6 +14,7 @@ from rich.text import Text
 from mlcycle.cli.context import client_from
 from mlcycle.cli.output import (
     MISSING,
+    confirm,
     console,
     fixed,
     format_duration,
@@ -23,6 +24,7 @@ from mlcycle.cli.output import (
     iso_time,
     jsonable,
     key_value_table,
+    plural,
     print_json,
     print_note,
     print_success,
@@ -43,6 +45,7 @@ app = typer.Typer(
     name="runs",
     help="Tracked runs: list, inspect, compare, delete and restore.",
     no_args_is_help=True,
+    rich_markup_mode="markdown",
 )
 
 RunRef = Annotated[
@@ -55,7 +58,6 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of ta
 
 #: How many params and metrics ``runs list`` shows when not told which.
 _DEFAULT_COLUMNS = 3
-_PAGE_MAX = 50_000
 
 
 # --- list -------------------------------------------------------------------------------------
@@ -74,7 +76,7 @@ def list_runs(
         typer.Option("--order-by", "-o", help="e.g. 'metrics.rmse ASC'; repeatable."),
     ] = None,
     max_results: Annotated[
-        int, typer.Option("--max", "-n", min=1, max=_PAGE_MAX, help="Runs per page.")
+        int, typer.Option("--max", "-n", min=1, help="Runs per page.")
     ] = 100,
     all_pages: Annotated[bool, typer.Option("--all-pages", help="Fetch every page.")] = False,
     page_token: Annotated[
@@ -134,7 +136,7 @@ def _runs_table(runs: Sequence[Run], params: list[str] | None,
     out = table(fixed("run id"), Column("name", min_width=10), fixed("status"),
                 fixed("start (UTC)"), fixed("duration"),
                 *(_value_column(k) for k in [*param_keys, *metric_keys]),
-                title=f"{len(runs)} runs")
+                title=plural(len(runs), "run"))
     for run in runs:
         out.add_row(
             Text(short_id(run.run_id)),
@@ -320,21 +322,17 @@ def delete(
     """Delete runs. They can be restored unless --hard."""
     client = client_from(ctx)
     ids = resolve_run_ids(client, run_ids)
-    how = "permanently " if hard else ""
+    how = " permanently" if hard else ""
     if not yes:
-        typer.confirm(f"Delete {_count(ids)} {how}?", abort=True, err=True)
+        confirm(f"Delete {plural(len(ids), 'run')}{how}?")
     with progress() as bar:
         task = bar.add_task("Deleting", total=len(ids))
         for run_id in ids:
             client.delete_run(run_id, hard=hard)
             bar.advance(task)
-    print_success(f"Deleted {_count(ids)} {how}".rstrip() + ".")
+    print_success(f"Deleted {plural(len(ids), 'run')}{how}.")
     if not hard:
         print_note("Undo with: mlcycle runs restore RUN_ID")
-
-
-def _count(ids: Sequence[str]) -> str:
-    return f"{len(ids)} run" + ("" if len(ids) == 1 else "s")
 
 
 @app.command("restore")
@@ -410,10 +408,6 @@ def artifacts(
     client = client_from(ctx)
     resolved = resolve_run_id(client, run_id)
     items = client.list_artifacts(resolved, path)
-    if download is not None and not items:
-        where = f" under {path!r}" if path else ""
-        raise ArtifactNotFound(f"run {resolved!r} has no artifacts{where}",
-                               details={"run_id": resolved, "path": path})
     if download is not None:
         _download(client, resolved, items, download)
     elif as_json:
@@ -423,10 +417,13 @@ def artifacts(
 
 
 def _download(client: Client, run_id: str, items: Sequence[Artifact], dest: Path) -> None:
+    if not items:
+        raise ArtifactNotFound(f"run {run_id!r} has no artifacts to download",
+                               details={"run_id": run_id})
     with progress(in_bytes=True) as bar:
         task = bar.add_task("Downloading", total=sum(a.size for a in items))
         for item in items:
             client.download_artifacts(run_id, item.path, dest)
             bar.advance(task, item.size)
     total = format_size(sum(a.size for a in items))
-    print_success(f"Downloaded {len(items)} files ({total}) to {dest}.")
+    print_success(f"Downloaded {plural(len(items), 'file')} ({total}) to {dest}.")

@@ -36,8 +36,9 @@ def serve(
 ) -> None:
     """Run the mlcycle server (REST API under /api/v1, web UI under /).
 
-    Settings not given here come from MLCYCLE_* variables and mlcycle.yaml; MLCYCLE_TOKEN is
-    the bearer token that may write. Needs the server extra: pip install 'mlcycle[server]'.
+    Settings not given here come from `MLCYCLE_*` variables and `mlcycle.yaml`;
+    `MLCYCLE_TOKEN` is the bearer token that may write. Needs the server extra:
+    `pip install 'mlcycle[server]'`.
     """
     overrides = {"tracking_uri": tracking_uri or cli_context(ctx).tracking_uri,
                  "artifact_uri": artifact_uri}

@@ -14,6 +14,7 @@ named after the estimator:
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import pickle
@@ -93,11 +94,11 @@ def _param_value(value: Any) -> str:
 def _log(run: Any, estimator: Any, X: Any, y: Any) -> None:
     params = {k: _param_value(v) for k, v in estimator.get_params(deep=True).items()}
     params = {k: v[:6000] for k, v in params.items() if len(k) <= 250}
-    try:
+    # A re-fit with other params in the same run keeps the first ones (params are set once).
+    with contextlib.suppress(Exception):
         run.log_params(params)
-    except Exception:  # noqa: S110 - a re-fit with other params on the same run: keep the first
-        pass
-    run.set_tag("mlcycle.autolog.estimator", f"{type(estimator).__module__}.{type(estimator).__name__}")
+    cls = type(estimator)
+    run.set_tag("mlcycle.autolog.estimator", f"{cls.__module__}.{cls.__name__}")
     if y is not None:
         run.log_metrics(_training_metrics(estimator, X, y))
     if _options["log_models"]:
@@ -110,10 +111,8 @@ def _training_metrics(estimator: Any, X: Any, y: Any) -> dict[str, float]:
     from sklearn.base import is_classifier, is_regressor
 
     out: dict[str, float] = {}
-    try:
+    with contextlib.suppress(Exception):  # not every estimator scores (e.g. transformers)
         out["training_score"] = float(estimator.score(X, y))
-    except Exception:  # noqa: S110 - not every estimator scores (e.g. transformers)
-        pass
     try:
         if is_classifier(estimator):
             pred = estimator.predict(X)
@@ -126,6 +125,6 @@ def _training_metrics(estimator: Any, X: Any, y: Any) -> dict[str, float]:
             out["training_r2"] = float(metrics.r2_score(y, pred))
             out["training_rmse"] = float(metrics.mean_squared_error(y, pred) ** 0.5)
             out["training_mae"] = float(metrics.mean_absolute_error(y, pred))
-    except Exception:  # noqa: S110 - an estimator without predict: keep what we have
+    except Exception:  # an estimator without predict: keep what we have
         pass
     return out

@@ -43,8 +43,8 @@ class TokenPolicy:
             return
         token = _bearer(authorization)
         if token is None:
-            raise AuthError("this server needs a bearer token: send 'Authorization: Bearer <token>' "
-                            "(set MLCYCLE_TOKEN on the client)")
+            raise AuthError("this server needs a bearer token: send "
+                            "'Authorization: Bearer <token>' (set MLCYCLE_TOKEN on the client)")
         if _known(token, self._write):
             return
         if _known(token, self._read):

@@ -24,7 +24,8 @@ READ_ONLY: dict[str, Any] = {"x-read-only": True}
 
 
 async def get_service(request: Request) -> TrackingService:
-    return request.app.state.service  # type: ignore[no-any-return]
+    service: TrackingService = request.app.state.service
+    return service
 
 
 Service = Annotated[TrackingService, Depends(get_service)]

@@ -2,17 +2,21 @@
 
     {"error": {"code": "run_not_found", "message": "no run with id '…'", "details": {...}}}
 
-- ``MlcycleError``: its class's ``http_status`` (the table drawn in ``mlcycle.errors``) and ``code``;
-  the REST stores rebuild the same class from ``code``.
+- ``MlcycleError``: its class's ``http_status`` (the table drawn in ``mlcycle.errors``) and its
+  ``code``; the REST stores rebuild the same class from ``code``.
 - A request that does not match its schema (pydantic's 422): 400 ``invalid_input`` naming the field.
 - Starlette's own errors (an unknown route, a wrong method): their status, a code for it.
 - Anything else: 500 ``internal`` with a fixed message. The exception's text may hold anything
-  (a database URL with its password, a file path), so it stays in the server's log: Starlette
-  re-raises after the response is sent, and uvicorn logs the traceback. The server goes on.
+  (a database URL with its password, a file path), so it goes to the server's log only.
+
+Unexpected exceptions are caught by a middleware rather than left to Starlette's last-resort
+handler, which re-raises them to the server: uvicorn then closes the connection, and a client
+that keeps connections alive would see its next request fail on a reset socket.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,10 +24,13 @@ import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlcycle.errors import MlcycleError
 
 __all__ = ["error_response", "install_error_handlers"]
+
+logger = logging.getLogger("mlcycle.server")
 
 #: Codes for the statuses Starlette raises by itself.
 _HTTP_CODES = {
@@ -94,16 +101,53 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    code = _HTTP_CODES.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail), None, exc.headers)
+    status = exc.status_code
+    message = str(exc.detail)
+    # Starlette's bare "Not Found" / "Method Not Allowed" do not say what was asked for.
+    if status == 404 and message == "Not Found":
+        message = f"no such endpoint: {request.method} {request.url.path}"
+    elif status == 405 and message == "Method Not Allowed":
+        message = f"{request.method} is not allowed on {request.url.path}"
+    return error_response(status, _HTTP_CODES.get(status, "http_error"), message, None,
+                          exc.headers)
+
+
+def _internal(method: str, path: str) -> Response:
+    return error_response(
+        500, "internal",
+        f"internal server error while handling {method} {path}; the server's log has the details",
+    )
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
-    return error_response(
-        500, "internal",
-        f"internal server error while handling {request.method} {request.url.path}; "
-        "the server's log has the details",
-    )
+    # Last resort, for a failure outside the middleware below (in another middleware).
+    return _internal(request.method, request.url.path)
+
+
+class CatchUnexpected:
+    """Answer 500 ``internal`` for an exception no handler took, log it, and go on."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except Exception:
+            if started:  # e.g. a download failed midway: no valid answer is left to give
+                raise
+            logger.exception("unexpected error handling %s %s", scope["method"], scope["path"])
+            await _internal(scope["method"], scope["path"])(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -111,3 +155,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _internal_error)
+    app.add_middleware(CatchUnexpected)

@@ -33,6 +33,7 @@ __all__ = [
     "LogInputs",
     "MetricHistoryOut",
     "ObjectOut",
+    "ParsedBatch",
     "ResultIn",
     "RunComparisonOut",
     "RunCreate",
@@ -234,8 +235,10 @@ class MetricHistoryOut(_Out):
 
     @classmethod
     def from_entity(cls, h: MetricHistory) -> MetricHistoryOut:
-        return cls(key=h.key, steps=list(h.steps), values=list(h.values),
-                   timestamps=list(h.timestamps))
+        # Not validated again: the columns come typed from the store, and checking every point
+        # of a long history (3 x 50,000 values) would cost more than serialising it.
+        return cls.model_construct(key=h.key, steps=list(h.steps), values=list(h.values),
+                                   timestamps=list(h.timestamps))
 
 
 class AlignedHistory(_Out):
@@ -306,7 +309,8 @@ def parse_log_batch(body: Any) -> ParsedBatch:
     points: list[Any] = metrics
     for i, row in enumerate(metrics):
         if not isinstance(row, list) or not 3 <= len(row) <= 4:
-            raise _bad_batch(f"metrics[{i}]", f"expected [key, value, step, timestamp], got {row!r}")
+            raise _bad_batch(f"metrics[{i}]",
+                             f"expected [key, value, step, timestamp], got {row!r}")
         if row[1].__class__ is str:
             if points is metrics:
                 points = list(metrics)  # copy on the first string only: most batches have none

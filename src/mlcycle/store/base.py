@@ -40,7 +40,7 @@ class TrackingStore(abc.ABC):
         experiment_id: str,
         *,
         name: str | Unset = UNSET,
-        description: str | None | Unset = UNSET,
+        description: str | Unset | None = UNSET,
         lifecycle: str | Unset = UNSET,
     ) -> Experiment: ...
 
@@ -66,7 +66,7 @@ class TrackingStore(abc.ABC):
         run_id: str,
         *,
         status: RunStatus | Unset = UNSET,
-        end_time: int | None | Unset = UNSET,
+        end_time: int | Unset | None = UNSET,
         name: str | Unset = UNSET,
         lifecycle: str | Unset = UNSET,
     ) -> None:
@@ -141,6 +141,11 @@ class ArtifactStore(abc.ABC):
 
     @abc.abstractmethod
     def open(self, digest: str) -> IO[bytes]: ...
+
+    def size(self, digest: str) -> int:
+        """The object's size in bytes; ArtifactNotFound when there is none."""
+        with self.open(digest) as fh:
+            return len(fh.read()) if not fh.seekable() else fh.seek(0, 2)
 
     def get_bytes(self, digest: str) -> bytes:
         with self.open(digest) as fh:

@@ -13,7 +13,16 @@ from typing import Any
 
 import orjson
 
-from mlcycle.entities import Artifact, Experiment, Metric, MetricHistory, Page, Run, RunInput, now_ms
+from mlcycle.entities import (
+    Artifact,
+    Experiment,
+    Metric,
+    MetricHistory,
+    Page,
+    Run,
+    RunInput,
+    now_ms,
+)
 from mlcycle.errors import (
     ArtifactNotFound,
     ExperimentAlreadyExists,
@@ -88,7 +97,7 @@ class TrackingService:
         experiment_id: str,
         *,
         name: str | Unset = UNSET,
-        description: str | None | Unset = UNSET,
+        description: str | Unset | None = UNSET,
     ) -> Experiment:
         if name is not UNSET:
             v.check_name(name, "experiment name")
@@ -145,7 +154,7 @@ class TrackingService:
         *,
         name: str | Unset = UNSET,
         status: RunStatus | str | Unset = UNSET,
-        end_time: int | None | Unset = UNSET,
+        end_time: int | Unset | None = UNSET,
     ) -> Run:
         """Change the given fields and return the run as it now is."""
         if name is not UNSET:
@@ -281,6 +290,27 @@ class TrackingService:
         record = Artifact(path, digest, size)
         self.store.record_artifacts(run_id, [record])
         return record
+
+    def record_artifacts(self, run_id: str, artifacts: Sequence[Artifact]) -> None:
+        """Add entries for objects stored already (how a remote client logs artifacts): each path
+        must stay inside the run, each object must exist, at the size given."""
+        checked = []
+        for i, item in enumerate(artifacts):
+            path = v.check_artifact_path(item.path)
+            try:
+                size = self.artifacts.size(item.digest)
+            except ArtifactNotFound:
+                raise ArtifactNotFound(
+                    f"artifacts[{i}]: no object with digest {item.digest}; upload it first",
+                    details={"field": f"artifacts[{i}].digest", "digest": item.digest},
+                ) from None
+            if size != item.size:
+                raise InvalidInputError(
+                    f"artifacts[{i}].size: object {item.digest} has {size} bytes, not {item.size}",
+                    details={"field": f"artifacts[{i}].size"},
+                )
+            checked.append(Artifact(path, item.digest, item.size))
+        self.store.record_artifacts(run_id, checked)
 
     def list_artifacts(self, run_id: str, prefix: str = "") -> list[Artifact]:
         if prefix:

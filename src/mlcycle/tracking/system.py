@@ -7,6 +7,7 @@ Recorded as tags (``mlcycle.git.commit``, ``mlcycle.python``, …) and two artif
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import getpass
 import importlib.metadata
@@ -67,10 +68,8 @@ def capture(cwd: str | None = None) -> SystemFacts:
         "mlcycle.host": socket.gethostname(),
         "mlcycle.command": shlex.join(sys.argv)[:8000] if sys.argv else "",
     }
-    try:
+    with contextlib.suppress(Exception):  # no user name in some containers
         tags["mlcycle.user"] = getpass.getuser()
-    except Exception:  # noqa: S110 - no user name in some containers
-        pass
     diff: bytes | None = None
     commit = _git("rev-parse", "HEAD", cwd=cwd)
     if commit:

@@ -44,8 +44,8 @@ def check_key(key: Any, kind: str) -> str:
     if not isinstance(key, str):
         raise _bad(f"{kind} key", f"expected a string, got {type(key).__name__} {key!r}")
     if not key or len(key) > MAX_KEY:
-        raise _bad(f"{kind} key {key[:60]!r}", f"must have 1 to {MAX_KEY} characters, "
-                   f"got {len(key)}")
+        raise _bad(f"{kind} key {key[:60]!r}",
+                   f"must have 1 to {MAX_KEY} characters, got {len(key)}")
     if not _KEY_RE.match(key):
         bad = sorted({c for c in key if not _KEY_RE.match(c)})
         raise _bad(
@@ -96,9 +96,7 @@ def check_metric(key: Any, value: Any, step: Any) -> tuple[str, float, int]:
     check_key(key, "metric")
     if isinstance(value, float):
         number = value
-    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, bool):
+    elif isinstance(value, numbers.Real):  # ints, bools, NumPy scalars
         number = float(value)
     else:
         raise _bad(f"metrics.{key}", f"value must be a number, got {type(value).__name__} "

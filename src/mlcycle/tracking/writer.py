@@ -13,6 +13,7 @@ written before stays readable: each batch is one committed transaction.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import threading
 import time
 import weakref
@@ -122,11 +123,11 @@ class MetricWriter:
             try:
                 self._store.log_batch(run_id, metrics=points)
                 return
-            except StoreError as exc:  # e.g. a database busy beyond its timeout: retry
-                if attempt == _RETRIES - 1:
+            except StoreError as exc:
+                if not exc.retryable or attempt == _RETRIES - 1:
                     self._errors[run_id] = exc
-                else:
-                    time.sleep(0.1 * (attempt + 1))
+                    return
+                time.sleep(0.1 * (attempt + 1))
             except MlcycleError as exc:  # e.g. the run was deleted: retrying will not help
                 self._errors[run_id] = exc
                 return
@@ -141,8 +142,6 @@ _writers: weakref.WeakSet[MetricWriter] = weakref.WeakSet()
 @atexit.register
 def _flush_all_at_exit() -> None:
     for writer in list(_writers):
-        try:
+        with contextlib.suppress(Exception):  # nothing left to report to at exit
             writer.flush()
-        except Exception:  # noqa: S110 - nothing left to report to at exit
-            pass
 

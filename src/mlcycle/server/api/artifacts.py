@@ -18,13 +18,12 @@ from blake3 import blake3
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from mlcycle.entities import Artifact
 from mlcycle.errors import ArtifactNotFound, InvalidInputError
 from mlcycle.server.deps import Service
-from mlcycle.server.schemas import ArtifactIn, ArtifactList, ArtifactOut, ArtifactsRecord, ObjectOut
-from mlcycle.store.base import ArtifactStore
-from mlcycle.tracking.validation import check_artifact_path
+from mlcycle.server.schemas import ArtifactList, ArtifactOut, ArtifactsRecord, ObjectOut
 
 router = APIRouter(tags=["artifacts"])
 
@@ -48,10 +47,14 @@ async def upload_object(digest: Digest, request: Request, service: Service) -> O
     fd, tmp = tempfile.mkstemp(prefix="mlcycle-upload-")
     try:
         async with await anyio.open_file(fd, "wb") as out:
-            async for chunk in request.stream():
-                hasher.update(chunk)
-                size += len(chunk)
-                await out.write(chunk)
+            try:
+                async for chunk in request.stream():
+                    hasher.update(chunk)
+                    size += len(chunk)
+                    await out.write(chunk)
+            except ClientDisconnect:  # the client went away: an expected end, not a server fault
+                raise InvalidInputError(f"body: the upload was cut off after {size} bytes",
+                                        details={"field": "body"}) from None
         actual = hasher.hexdigest()
         if actual != digest:
             raise InvalidInputError(
@@ -78,17 +81,18 @@ def head_object(digest: Digest, service: Service) -> Response:
             responses={200: {"content": {"application/octet-stream": {}}}})
 def download_object(digest: Digest, service: Service) -> StreamingResponse:
     """The object's bytes, streamed. Clients check them against *digest*."""
+    size = service.artifacts.size(digest)
     fh = service.artifacts.open(digest)
-    size = _size(fh)
-    headers = {"content-length": str(size)} if size is not None else None
-    return StreamingResponse(_read(fh), media_type="application/octet-stream", headers=headers)
+    return StreamingResponse(_read(fh), media_type="application/octet-stream",
+                             headers={"content-length": str(size)})
 
 
 @router.post("/runs/{run_id}/artifacts", status_code=204)
 def record_artifacts(run_id: str, body: ArtifactsRecord, service: Service) -> None:
     """Add ``[{path, digest, size}]`` to the run's manifest; each object must be uploaded first."""
-    records = [_checked(service.artifacts, i, item) for i, item in enumerate(body.artifacts)]
-    service.store.record_artifacts(run_id, records)
+    service.record_artifacts(
+        run_id, [Artifact(item.path, item.digest, item.size) for item in body.artifacts]
+    )
 
 
 @router.get("/runs/{run_id}/artifacts")
@@ -96,36 +100,6 @@ def list_artifacts(run_id: str, service: Service, prefix: str = "") -> ArtifactL
     """The run's artifacts in path order; *prefix* keeps one file or one folder."""
     items = service.list_artifacts(run_id, prefix)
     return ArtifactList(artifacts=[ArtifactOut.from_entity(a) for a in items])
-
-
-def _checked(artifacts: ArtifactStore, index: int, item: ArtifactIn) -> Artifact:
-    """A manifest entry whose path stays inside the run and whose object exists, at its size."""
-    path = check_artifact_path(item.path)
-    try:
-        fh = artifacts.open(item.digest)
-    except ArtifactNotFound:
-        raise ArtifactNotFound(
-            f"artifacts[{index}]: no object with digest {item.digest}; upload it first with "
-            f"PUT /api/v1/artifacts/objects/{item.digest}",
-            details={"field": f"artifacts[{index}].digest", "digest": item.digest},
-        ) from None
-    with fh:
-        size = _size(fh)
-    if size is not None and size != item.size:
-        raise InvalidInputError(
-            f"artifacts[{index}].size: object {item.digest} has {size} bytes, not {item.size}",
-            details={"field": f"artifacts[{index}].size"},
-        )
-    return Artifact(path, item.digest, item.size)
-
-
-def _size(fh: IO[bytes]) -> int | None:
-    """The size of an open object without reading it (None if its stream cannot seek)."""
-    if not fh.seekable():
-        return None
-    size = fh.seek(0, os.SEEK_END)
-    fh.seek(0)
-    return size
 
 
 def _read(fh: IO[bytes]) -> Iterator[bytes]:

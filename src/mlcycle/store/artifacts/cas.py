@@ -1,8 +1,9 @@
 """A content-addressed object store over fsspec.
 
-Objects live at ``<root>/objects/<first two hex digits>/<rest of the digest>``, so the same bytes are
-stored once however many runs log them. Local writes go to a temporary name and are renamed into
-place (readers never see half a file); object stores such as S3 make each PUT atomic themselves.
+Objects live at ``<root>/objects/<first two hex digits>/<rest of the digest>``, so the same
+bytes are stored once however many runs log them. Local writes go to a temporary name and are
+renamed into place (readers never see half a file); object stores such as S3 make each PUT atomic
+themselves.
 """
 
 from __future__ import annotations
@@ -64,6 +65,14 @@ class FsspecArtifactStore(ArtifactStore):
 
     def exists(self, digest: str) -> bool:
         return bool(self.fs.exists(self._path(digest)))
+
+    def size(self, digest: str) -> int:
+        try:
+            return int(self.fs.size(self._path(digest)))
+        except FileNotFoundError:
+            raise ArtifactNotFound(
+                f"no artifact object with digest {digest}", details={"digest": digest}
+            ) from None
 
     def put_file(self, path: str, *, digest: str | None = None) -> tuple[str, int]:
         if digest is None:

@@ -77,6 +77,9 @@ def _unreachable(http: httpx.Client, exc: httpx.TransportError) -> StoreError:
     return StoreError(
         f"could not reach the mlcycle server at {url}: {type(exc).__name__}: {exc or 'no detail'}",
         details={"url": url},
+        # Only a connection that never opened is safe to retry: after a read timeout the server
+        # may have applied the request.
+        retryable=isinstance(exc, httpx.ConnectError),
     )
 
 

@@ -63,7 +63,7 @@ class RestTrackingStore(TrackingStore):
         experiment_id: str,
         *,
         name: str | Unset = UNSET,
-        description: str | None | Unset = UNSET,
+        description: str | Unset | None = UNSET,
         lifecycle: str | Unset = UNSET,
     ) -> Experiment:
         path = f"experiments/{segment(experiment_id)}"
@@ -109,16 +109,15 @@ class RestTrackingStore(TrackingStore):
         run_id: str,
         *,
         status: RunStatus | Unset = UNSET,
-        end_time: int | None | Unset = UNSET,
+        end_time: int | Unset | None = UNSET,
         name: str | Unset = UNSET,
         lifecycle: str | Unset = UNSET,
-    ) -> Run:
+    ) -> None:
         path = f"runs/{segment(run_id)}"
-        data: Any = None
         if lifecycle == "deleted":
             self._call("DELETE", path)
         elif lifecycle == "active":
-            data = self._call("POST", f"{path}/restore")
+            self._call("POST", f"{path}/restore")
         elif lifecycle is not UNSET:
             raise _bad_lifecycle(lifecycle)
         changes = _set_fields(
@@ -126,9 +125,9 @@ class RestTrackingStore(TrackingStore):
             end_time=end_time,
             name=name,
         )
-        if changes or data is None:
-            data = self._call("PATCH", path, body=changes)
-        return wire.run_from_wire(data)
+        # An empty PATCH still checks that the run exists, as the SQL store does.
+        if changes or lifecycle is UNSET:
+            self._call("PATCH", path, body=changes)
 
     def delete_run(self, run_id: str, *, hard: bool = False) -> None:
         self._call("DELETE", f"runs/{segment(run_id)}",

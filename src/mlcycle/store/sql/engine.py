@@ -37,8 +37,10 @@ def connect(uri: str, *, migrate_schema: bool = True, **engine_kwargs: Any) -> E
     if url.get_backend_name() == "sqlite":
         engine = _sqlite_engine(uri, **engine_kwargs)
     else:
+        if url.drivername == "postgresql":  # the driver mlcycle installs, not psycopg2
+            url = url.set(drivername="postgresql+psycopg")
         engine_kwargs.setdefault("pool_pre_ping", True)
-        engine = create_engine(uri, **engine_kwargs)
+        engine = create_engine(url, **engine_kwargs)
     if migrate_schema:
         migrate(engine)
     return engine

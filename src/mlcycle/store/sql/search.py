@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, exists, or_, select
 from sqlalchemy.sql import Select
 
+from mlcycle.store.filter import And, Comparison, Expr, Or, OrderKey
 from mlcycle.store.sql.tables import latest_metrics, params, runs, tags
-from mlcycle.tracking.filter import And, Comparison, Expr, Or, OrderKey
 
 __all__ = ["apply_order", "compile_filter"]
 

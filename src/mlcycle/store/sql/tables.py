@@ -84,13 +84,17 @@ tags = Table(
 metrics = Table(
     "metrics",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    # INTEGER on SQLite makes the column the rowid (no second index); BIGINT elsewhere.
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
     Column("run_id", ID, ForeignKey("runs.run_id", **_run_fk), nullable=False),
     Column("key", KEY, nullable=False),
     Column("step", BigInteger, nullable=False),
     Column("timestamp", BigInteger, nullable=False),
     Column("value", Float),
-    Index(None, "run_id", "key", "step"),
+    # History reads order by (step, timestamp, id); SQLite keeps the rowid (id) in every index
+    # entry, so this index serves the whole ORDER BY without a sort.
+    Index(None, "run_id", "key", "step", "timestamp"),
 )
 
 # The last point of each (run, key) by (step, timestamp): what search, ordering and tables read.

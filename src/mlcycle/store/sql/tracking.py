@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from mlcycle.entities import (
     Artifact,
@@ -35,10 +35,10 @@ from mlcycle.errors import (
     StoreError,
 )
 from mlcycle.store.base import TrackingStore
+from mlcycle.store.filter import parse_filter, parse_order_by
 from mlcycle.store.sql import tables as t
 from mlcycle.store.sql.engine import connect, write
 from mlcycle.store.sql.search import apply_order, compile_filter
-from mlcycle.tracking.filter import parse_filter, parse_order_by
 from mlcycle.types import UNSET, JSONValue, RunStatus, Unset
 
 __all__ = ["SqlTrackingStore"]
@@ -111,7 +111,11 @@ class SqlTrackingStore(TrackingStore):
             with write(self.engine) as conn:
                 yield conn
         except DBAPIError as exc:
-            raise StoreError(f"database error: {exc.orig}") from exc
+            # An operational error (busy, locked, connection lost) rolled the transaction back:
+            # nothing was applied, so the writer may try again.
+            raise StoreError(
+                f"database error: {exc.orig}", retryable=isinstance(exc, OperationalError)
+            ) from exc
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -215,7 +219,7 @@ class SqlTrackingStore(TrackingStore):
         experiment_id: str,
         *,
         name: str | Unset = UNSET,
-        description: str | None | Unset = UNSET,
+        description: str | Unset | None = UNSET,
         lifecycle: str | Unset = UNSET,
     ) -> Experiment:
         values = {
@@ -317,7 +321,7 @@ class SqlTrackingStore(TrackingStore):
         run_id: str,
         *,
         status: RunStatus | Unset = UNSET,
-        end_time: int | None | Unset = UNSET,
+        end_time: int | Unset | None = UNSET,
         name: str | Unset = UNSET,
         lifecycle: str | Unset = UNSET,
     ) -> None:

@@ -1,7 +1,7 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-27
 """
 
@@ -76,7 +76,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_metrics'))
     )
     with op.batch_alter_table('metrics', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_metrics_run_id_key_step'), ['run_id', 'key', 'step'], unique=False)
+        batch_op.create_index(batch_op.f('ix_metrics_run_id_key_step_timestamp'), ['run_id', 'key', 'step', 'timestamp'], unique=False)
 
     op.create_table('params',
     sa.Column('run_id', sa.String(length=32), nullable=False),
@@ -134,7 +134,7 @@ def downgrade() -> None:
 
     op.drop_table('params')
     with op.batch_alter_table('metrics', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_metrics_run_id_key_step'))
+        batch_op.drop_index(batch_op.f('ix_metrics_run_id_key_step_timestamp'))
 
     op.drop_table('metrics')
     with op.batch_alter_table('latest_metrics', schema=None) as batch_op:

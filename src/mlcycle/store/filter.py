@@ -5,8 +5,9 @@ The syntax is the one MLflow users know, plus ``or`` and parentheses::
     metrics.rmse < 0.5 and params.model = 'rf' and tags.team != 'x'
     attributes.status = 'finished' and (params.depth IN ('3', '5') or metrics.`val loss` <= 1e-3)
 
-Prefixes: ``metrics``/``metric``, ``params``/``param``, ``tags``/``tag``, ``attributes``/``attr``/``run``.
-Keys with spaces or other characters go in backticks or double quotes. Operators: ``= != < <= > >=``,
+Prefixes: ``metrics``/``metric``, ``params``/``param``, ``tags``/``tag``,
+``attributes``/``attr``/``run``. Keys with spaces or other characters go in backticks or double
+quotes. Operators: ``= != < <= > >=``,
 ``LIKE``, ``ILIKE``, ``IN``, ``NOT IN``. A comparison on a key a run lacks is false for that run (so
 ``tags.team != 'x'`` matches runs that have a ``team`` tag with another value), as in MLflow.
 
@@ -102,7 +103,8 @@ class OrderKey:
 _TOKEN_RE = re.compile(
     r"""
     (?P<ws>\s+)
-  | (?P<number>[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|inf(?:inity)?|nan)(?![\w.]))
+  | (?P<number>[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?
+                |inf(?:inity)?|nan)(?![\w.]))
   | (?P<string>'(?:[^'\\]|\\.|'')*')
   | (?P<dquoted>"(?:[^"\\]|\\.)*")
   | (?P<backtick>`[^`]*`)

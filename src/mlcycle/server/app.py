@@ -1,0 +1,84 @@
+"""``create_app(settings)``: the ASGI app of ``mlcycle server``.
+
+>>> app = create_app(Settings(home=".mlcycle"))           # doctest: +SKIP
+>>> uvicorn.run(app, host="127.0.0.1", port=8080)         # doctest: +SKIP
+
+The REST API lives under ``/api/v1`` (OpenAPI at ``/docs``), ``/health`` answers without a token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import metadata
+
+from fastapi import FastAPI
+
+from mlcycle.client import open_stores
+from mlcycle.config import Settings, load_settings
+from mlcycle.errors import InvalidInputError
+from mlcycle.server.api import api_router, health
+from mlcycle.server.auth import TokenPolicy
+from mlcycle.server.errors import install_error_handlers
+from mlcycle.store.base import ArtifactStore, TrackingStore
+from mlcycle.tracking.service import TrackingService
+
+__all__ = ["app_from_env", "create_app"]
+
+
+def create_app(
+    settings: Settings, *, stores: tuple[TrackingStore, ArtifactStore] | None = None
+) -> FastAPI:
+    """The server's app over *stores*, or over the SQL and artifact stores that *settings* name.
+
+    Stores handed in belong to the caller, who closes them; stores opened here are closed when
+    the app shuts down.
+    """
+    owned = stores is None
+    tracking, artifacts = stores if stores is not None else _open_stores(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            tracking.close()
+
+    app = FastAPI(
+        title="mlcycle",
+        summary="Experiment tracking, artifacts and the rest of the ML lifecycle.",
+        version=_version(),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.service = TrackingService(tracking, artifacts)
+    app.state.tokens = TokenPolicy.from_settings(settings)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(api_router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The app over the settings of the environment: the factory each uvicorn worker process
+    calls when ``mlcycle server --workers N`` runs several (``uvicorn --factory``)."""
+    return create_app(load_settings())
+
+
+def _open_stores(settings: Settings) -> tuple[TrackingStore, ArtifactStore]:
+    uri = settings.resolved_tracking_uri
+    if uri.startswith(("http://", "https://")):
+        # A server in front of another server would only add a hop (and a loop, pointed at
+        # itself); it needs a database.
+        raise InvalidInputError(
+            f"tracking_uri: the server stores runs in a database, so it needs sqlite:///... or "
+            f"postgresql+psycopg://..., got the server URL {uri!r}",
+            details={"field": "tracking_uri"},
+        )
+    return open_stores(settings)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("mlcycle")
+    except metadata.PackageNotFoundError:  # a source tree that was not installed
+        return "0+unknown"

@@ -1,0 +1,1 @@
+"""Helpers shipped with the package for testing code that uses mlcycle (and mlcycle itself)."""
