@@ -22,7 +22,7 @@ import mlcycle as mc
 EXPERIMENT = "breast-cancer"
 
 
-def _train_sgd(run: mc.ActiveRun, X_tr, y_tr, X_va, y_va, *, alpha: float, epochs: int):  # type: ignore[no-untyped-def]
+def _train_sgd(run: mc.ActiveRun, X_tr, y_tr, X_va, y_va, *, alpha: float, epochs: int):
     from sklearn.linear_model import SGDClassifier
     from sklearn.metrics import log_loss
 
@@ -38,7 +38,7 @@ def _train_sgd(run: mc.ActiveRun, X_tr, y_tr, X_va, y_va, *, alpha: float, epoch
     return model
 
 
-def _train_gbm(run: mc.ActiveRun, X_tr, y_tr, X_va, y_va, *, learning_rate: float, depth: int):  # type: ignore[no-untyped-def]
+def _train_gbm(run: mc.ActiveRun, X_tr, y_tr, X_va, y_va, *, learning_rate: float, depth: int):
     from sklearn.ensemble import GradientBoostingClassifier
     from sklearn.metrics import log_loss
 

@@ -125,7 +125,7 @@ class Page(Generic[T]):
     items: Sequence[T]
     next_page_token: str | None = None
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self):
         return iter(self.items)
 
     def __len__(self) -> int:

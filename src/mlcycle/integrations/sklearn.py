@@ -54,7 +54,7 @@ def enable(*, log_models: bool = True) -> None:
 
 def disable() -> None:
     for cls, fit in _patched.items():
-        cls.fit = fit
+        cls.fit = fit  # type: ignore[attr-defined]
     _patched.clear()
 
 

@@ -350,7 +350,7 @@ class TrackingService:
 def to_json_value(value: Any, field: str) -> JSONValue:
     """Plain JSON types from *value* (NumPy arrays and scalars included)."""
     try:
-        return orjson.loads(  # type: ignore[no-any-return]
+        return orjson.loads(
             orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
         )
     except TypeError as exc:

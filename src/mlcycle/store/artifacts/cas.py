@@ -122,7 +122,7 @@ class FsspecArtifactStore(ArtifactStore):
     def open(self, digest: str) -> IO[bytes]:
         path = self._path(digest)
         try:
-            return self.fs.open(path, "rb")  # type: ignore[no-any-return]
+            return self.fs.open(path, "rb")
         except FileNotFoundError:
             raise ArtifactNotFound(
                 f"no artifact object with digest {digest}", details={"digest": digest}

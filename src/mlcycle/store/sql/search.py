@@ -26,25 +26,25 @@ _ATTR_COLUMNS = {
 def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
     match op:
         case "=":
-            return column == value  # type: ignore[no-any-return]
+            return column == value
         case "!=":
-            return column != value  # type: ignore[no-any-return]
+            return column != value
         case "<":
-            return column < value  # type: ignore[no-any-return]
+            return column < value
         case "<=":
-            return column <= value  # type: ignore[no-any-return]
+            return column <= value
         case ">":
-            return column > value  # type: ignore[no-any-return]
+            return column > value
         case ">=":
-            return column >= value  # type: ignore[no-any-return]
+            return column >= value
         case "LIKE":
-            return column.like(value)  # type: ignore[no-any-return]
+            return column.like(value)
         case "ILIKE":
-            return column.ilike(value)  # type: ignore[no-any-return]
+            return column.ilike(value)
         case "IN":
-            return column.in_(value)  # type: ignore[no-any-return]
+            return column.in_(value)
         case "NOT IN":
-            return column.not_in(value)  # type: ignore[no-any-return]
+            return column.not_in(value)
     raise ValueError(f"unknown operator {op!r}")  # the parser admits no other
 
 

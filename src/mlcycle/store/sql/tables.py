@@ -59,12 +59,11 @@ runs = Table(
     Index(None, "parent_run_id"),
 )
 
-_run_fk = {"ondelete": "CASCADE"}
 
 params = Table(
     "params",
     metadata,
-    Column("run_id", ID, ForeignKey("runs.run_id", **_run_fk), primary_key=True),
+    Column("run_id", ID, ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
     Column("key", KEY, primary_key=True),
     Column("value", Text, nullable=False),
     Index(None, "key", "value"),
@@ -73,7 +72,7 @@ params = Table(
 tags = Table(
     "tags",
     metadata,
-    Column("run_id", ID, ForeignKey("runs.run_id", **_run_fk), primary_key=True),
+    Column("run_id", ID, ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
     Column("key", KEY, primary_key=True),
     Column("value", Text, nullable=False),
     Index(None, "key"),
@@ -87,7 +86,7 @@ metrics = Table(
     # INTEGER on SQLite makes the column the rowid (no second index); BIGINT elsewhere.
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
            autoincrement=True),
-    Column("run_id", ID, ForeignKey("runs.run_id", **_run_fk), nullable=False),
+    Column("run_id", ID, ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False),
     Column("key", KEY, nullable=False),
     Column("step", BigInteger, nullable=False),
     Column("timestamp", BigInteger, nullable=False),
@@ -101,7 +100,7 @@ metrics = Table(
 latest_metrics = Table(
     "latest_metrics",
     metadata,
-    Column("run_id", ID, ForeignKey("runs.run_id", **_run_fk), primary_key=True),
+    Column("run_id", ID, ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
     Column("key", KEY, primary_key=True),
     Column("step", BigInteger, nullable=False),
     Column("timestamp", BigInteger, nullable=False),
@@ -112,7 +111,7 @@ latest_metrics = Table(
 run_inputs = Table(
     "run_inputs",
     metadata,
-    Column("run_id", ID, ForeignKey("runs.run_id", **_run_fk), primary_key=True),
+    Column("run_id", ID, ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
     Column("dataset", String(256), primary_key=True),
     Column("version", String(128), primary_key=True),
     Column("digest", String(128)),
@@ -123,7 +122,7 @@ run_inputs = Table(
 run_results = Table(
     "run_results",
     metadata,
-    Column("run_id", ID, ForeignKey("runs.run_id", **_run_fk), primary_key=True),
+    Column("run_id", ID, ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
     Column("key", KEY, primary_key=True),
     Column("value", JSON),
 )
@@ -131,7 +130,7 @@ run_results = Table(
 artifacts = Table(
     "artifacts",
     metadata,
-    Column("run_id", ID, ForeignKey("runs.run_id", **_run_fk), primary_key=True),
+    Column("run_id", ID, ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
     Column("path", String(1024), primary_key=True),
     Column("digest", String(64), nullable=False),
     Column("size", BigInteger, nullable=False),
