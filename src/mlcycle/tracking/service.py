@@ -36,6 +36,7 @@ from mlcycle.types import UNSET, JSONValue, RunStatus, Unset
 __all__ = ["DEFAULT_EXPERIMENT", "TrackingService"]
 
 DEFAULT_EXPERIMENT = "Default"
+_INT64 = 2**63
 
 
 class TrackingService:
@@ -182,22 +183,37 @@ class TrackingService:
         """Validate points given as ``Metric`` or ``(key, value, step[, timestamp])``."""
         out: list[Metric] = []
         default_ts = now_ms()
+        known_keys = v.known_keys()
         for i, m in enumerate(metrics):
             try:
-                key, value, step, *rest = m
-            except (TypeError, ValueError):
+                if type(m) is Metric:
+                    key, value, step, ts = m
+                else:
+                    key, value, step = m[0], m[1], m[2]
+                    ts = m[3] if len(m) > 3 else None
+            except (TypeError, IndexError, KeyError):
                 raise InvalidInputError(
                     f"metrics[{i}]: expected (key, value, step[, timestamp]), got {m!r}",
                     details={"field": f"metrics[{i}]"},
                 ) from None
-            key, number, step = v.check_metric(key, value, step)
-            ts = rest[0] if rest and rest[0] else default_ts
-            if not isinstance(ts, int) or isinstance(ts, bool):
+            # The common case (a known key, a float, int step and time) costs four type checks;
+            # anything else takes the full rules, which also produce the error messages.
+            if key in known_keys and type(value) is float and type(step) is int and (
+                -_INT64 <= step < _INT64
+            ):
+                if type(m) is Metric and type(ts) is int and ts:
+                    out.append(m)  # already in its final form
+                    continue
+            else:
+                key, value, step = v.check_metric(key, value, step)
+            if not ts:
+                ts = default_ts
+            elif type(ts) is not int:
                 raise InvalidInputError(
                     f"metrics.{key}: timestamp must be integer milliseconds, got {ts!r}",
                     details={"field": f"metrics[{i}].timestamp"},
                 )
-            out.append(Metric(key, number, step, ts))
+            out.append(Metric(key, value, step, ts))
         return out
 
     def log_batch(

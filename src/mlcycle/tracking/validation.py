@@ -33,6 +33,11 @@ _KEY_RE = re.compile(r"^[A-Za-z0-9_\-. /:]+$")
 _valid_keys: set[str] = set()  # keys seen valid: the logging hot path checks each key once
 
 
+def known_keys() -> set[str]:
+    """Keys that passed ``check_key`` before (read-only for callers)."""
+    return _valid_keys
+
+
 def _bad(field: str, message: str) -> InvalidInputError:
     return InvalidInputError(f"{field}: {message}", details={"field": field})
 
