@@ -51,6 +51,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import queue
 import random
 import subprocess
@@ -540,6 +541,7 @@ def work_concurrent(spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "value": stored / window if stored else 0.0,
         "n": procs_n * n,
+        "processes": procs_n,
         "errors": len(errors),
         "lost": procs_n * n - stored,
         "error_messages": sorted(set(errors)),
@@ -582,6 +584,7 @@ def work_fresh_store(spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "value": len(errors),
         "n": procs_n,
+        "processes": procs_n,
         "errors": len(errors),
         "runs_stored": runs_stored,
         "error_messages": sorted(set(errors)),
@@ -604,10 +607,7 @@ WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 
 def worker_main(spec: dict[str, Any]) -> None:
     result = WORKERS[spec["case"]](spec)
-    if spec["tool"] == "mlcycle":
-        result["version"] = _installed_version("mlcycle")
-    else:
-        result["version"] = _installed_version("mlflow")
+    result["version"] = _installed_version("mlcycle" if spec["tool"] == "mlcycle" else "mlflow")
     print(json.dumps(result), flush=True)
 
 
@@ -736,39 +736,17 @@ def make_server(tool: str, directory: Path) -> Server:
     db, artifacts = directory / f"{tool}.db", directory / "artifacts"
     health = f"http://127.0.0.1:{port}/health"
     log = directory / "server.log"
+    address = ["--host", "127.0.0.1", "--port", str(port)]
     if tool == "mlflow":
         mlflow_cli = peer_python("mlflow").parent / "mlflow"
-        command = [
-            str(mlflow_cli),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            sqlite_uri(db),
-            "--default-artifact-root",
-            str(artifacts),
-        ]
-        # The job runner (huey consumers for GenAI jobs) is not part of tracking; off, it does
-        # not add idle CPU to the server's figures. Workers: MLflow's default (4).
-        return Server(
-            "mlflow", command, health, log, env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        )
+        store = ["--backend-store-uri", sqlite_uri(db), "--default-artifact-root", str(artifacts)]
+        # Its default 4 workers. The job runner (huey consumers for GenAI jobs) is no part of
+        # tracking; off, it adds no idle CPU to the server's figures.
+        env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        return Server("mlflow", [str(mlflow_cli), "server", *address, *store], health, log, env)
     mlcycle_cli = MLCYCLE_PYTHON.parent / "mlcycle"
-    command = [
-        str(mlcycle_cli),
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--tracking-uri",
-        sqlite_uri(db),
-        "--artifact-uri",
-        str(artifacts),
-    ]
-    return Server("mlcycle", command, health, log)
+    store = ["--tracking-uri", sqlite_uri(db), "--artifact-uri", str(artifacts)]
+    return Server("mlcycle", [str(mlcycle_cli), "server", *address, *store], health, log)
 
 
 def say(message: str) -> None:
@@ -859,6 +837,9 @@ class Bench:
                 out[name] = (sum(values) if counting else median(values)) if values else None
             return out
 
+        def total(key: str) -> dict[str, Any]:
+            return {name: sum(s[key] for s in runs) for name, runs in tools.items()}
+
         value = summary("value")
         row: dict[str, Any] = {
             "case": case.title + suffix,
@@ -878,14 +859,7 @@ class Bench:
         if case.key == "search":
             row["hits"] = {name: [s["hits"] for s in runs] for name, runs in tools.items()}
         if case.key in ("concurrent", "fresh_store"):
-            total = lambda key: {n: sum(s[key] for s in r) for n, r in tools.items()}  # noqa: E731
-            row["processes"] = {
-                name: len(runs)
-                * sizes(
-                    case.key, "mlflow" if name != "mlcycle" else name, backend, self.args.quick
-                )["processes"]
-                for name, runs in tools.items()
-            }
+            row["processes"] = total("processes")
             row["errors"] = total("errors")
             if case.key == "concurrent":
                 row["lost_points"] = total("lost")
@@ -996,6 +970,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     if "mlcycle" in args.tools:
         check_mlcycle()
+    # No usage telemetry from a benchmark: MLflow sends it by default from a background thread
+    # (which also raced with forked writers: KeyError '_MLFLOW_TELEMETRY_SESSION_ID').
+    # Every worker and server inherits these.
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    os.environ["DO_NOT_TRACK"] = "true"
     bench = Bench(args)
     t0 = time.perf_counter()
     try:
@@ -1018,10 +997,10 @@ def main(argv: list[str] | None = None) -> None:
         f"{versions}; Python {machine['python']}, {machine['cpus']} CPUs; median of "
         f"{args.repeats}{' (--quick sizes)' if args.quick else ''}; {elapsed / 60:.1f} min.\n"
         "x better: mlcycle/MLflow for rates, MLflow/mlcycle for times (>1: mlcycle ahead).\n"
-        "CPU/op: CPU seconds of the client process (all threads) plus, over HTTP, of the "
-        "server's process tree, per operation.\n"
+        "CPU/op: CPU time of the client process (all threads) plus, over HTTP, of the server's "
+        "process tree, averaged over the operations of the timed section.\n"
         "MLflow logs synchronously by default, so it makes fewer single calls (n); its server "
-        "runs with its default 4 workers and job execution off."
+        "runs with its default 4 workers, job execution and telemetry off."
     )
     header = [
         "Case",
