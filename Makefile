@@ -33,7 +33,16 @@ check: $(STAMP)
 
 bench: bench-tracking
 
-bench-tracking: $(STAMP)
+# Each peer gets its own virtual environment, so no peer's pins constrain mlcycle's.
+MLFLOW_STAMP := bench/.venvs/mlflow/.installed
+
+$(MLFLOW_STAMP): bench/requirements-mlflow.txt
+	@test -x bench/.venvs/mlflow/bin/python || $(PYTHON) -m venv bench/.venvs/mlflow
+	@bench/.venvs/mlflow/bin/pip install --quiet --upgrade pip
+	@bench/.venvs/mlflow/bin/pip install --quiet -r $<
+	@touch $@
+
+bench-tracking: $(STAMP) $(MLFLOW_STAMP)
 	@$(PY) bench/tracking.py $(BENCH_ARGS)
 
 clean:

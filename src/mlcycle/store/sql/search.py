@@ -72,7 +72,8 @@ def compile_filter(expr: Expr) -> ColumnElement[bool]:
 
 
 def apply_order(query: Select[Any], keys: list[OrderKey]) -> Select[Any]:
-    """Order by *keys* (missing values last), then newest first, then run id for stability."""
+    """Order by *keys* (missing values last), then newest first, then run id for stability
+    (descending too, so that an index on (experiment_id, start_time, run_id) yields the order)."""
     for i, key in enumerate(keys):
         if key.kind == "attribute":
             column: Any = _ATTR_COLUMNS[key.key]
@@ -85,4 +86,4 @@ def apply_order(query: Select[Any], keys: list[OrderKey]) -> Select[Any]:
             column = alias.c.value
         query = query.order_by(case((column.is_(None), 1), else_=0))
         query = query.order_by(column.desc() if key.descending else column.asc())
-    return query.order_by(runs.c.start_time.desc(), runs.c.run_id)
+    return query.order_by(runs.c.start_time.desc(), runs.c.run_id.desc())

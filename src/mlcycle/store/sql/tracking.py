@@ -68,6 +68,9 @@ class SqlTrackingStore(TrackingStore):
         else:
             raise StoreError(f"unsupported database {dialect!r}: use SQLite or PostgreSQL")
         mark = self._mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._json_object_agg = (
+            "json_group_object(key, value)" if dialect == "sqlite" else "json_object_agg(key, value)"
+        )
         self._insert_metrics_sql = (
             "INSERT INTO metrics (run_id, key, step, timestamp, value) "
             f"VALUES ({', '.join([mark] * 5)})"
@@ -516,14 +519,20 @@ class SqlTrackingStore(TrackingStore):
         for chunk in _chunks(ids, 500):
             marks = ", ".join([self._mark] * len(chunk))
             fetch = conn.exec_driver_sql
-            for rid, k, v in fetch(
-                f"SELECT run_id, key, value FROM params WHERE run_id IN ({marks})", tuple(chunk)
+            # One row per run, its params (then tags) as a JSON object built by the database:
+            # half the cost of a row per param.
+            for rid, obj in fetch(
+                f"SELECT run_id, {self._json_object_agg} FROM params "
+                f"WHERE run_id IN ({marks}) GROUP BY run_id",
+                tuple(chunk),
             ).all():
-                params[rid][k] = v
-            for rid, k, v in fetch(
-                f"SELECT run_id, key, value FROM tags WHERE run_id IN ({marks})", tuple(chunk)
+                params[rid] = orjson.loads(obj) if json_text else obj
+            for rid, obj in fetch(
+                f"SELECT run_id, {self._json_object_agg} FROM tags "
+                f"WHERE run_id IN ({marks}) GROUP BY run_id",
+                tuple(chunk),
             ).all():
-                tags[rid][k] = v
+                tags[rid] = orjson.loads(obj) if json_text else obj
             for rid, k, v in fetch(
                 f"SELECT run_id, key, value FROM latest_metrics WHERE run_id IN ({marks})",
                 tuple(chunk),

@@ -39,7 +39,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('run_id', name=op.f('pk_runs'))
     )
     with op.batch_alter_table('runs', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_runs_experiment_id_start_time'), ['experiment_id', 'start_time'], unique=False)
+        batch_op.create_index(batch_op.f('ix_runs_experiment_id_start_time_run_id'), ['experiment_id', 'start_time', 'run_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_runs_parent_run_id'), ['parent_run_id'], unique=False)
 
     op.create_table('artifacts',
@@ -60,7 +60,8 @@ def upgrade() -> None:
     sa.Column('timestamp', sa.BigInteger(), nullable=False),
     sa.Column('value', sa.Float(), nullable=True),
     sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], name=op.f('fk_latest_metrics_run_id_runs'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('run_id', 'key', name=op.f('pk_latest_metrics'))
+    sa.PrimaryKeyConstraint('run_id', 'key', name=op.f('pk_latest_metrics')),
+    sqlite_with_rowid=False,
     )
     with op.batch_alter_table('latest_metrics', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_latest_metrics_key_value'), ['key', 'value'], unique=False)
@@ -83,7 +84,8 @@ def upgrade() -> None:
     sa.Column('key', sa.String(length=250), nullable=False),
     sa.Column('value', sa.Text(), nullable=False),
     sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], name=op.f('fk_params_run_id_runs'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('run_id', 'key', name=op.f('pk_params'))
+    sa.PrimaryKeyConstraint('run_id', 'key', name=op.f('pk_params')),
+    sqlite_with_rowid=False,
     )
     with op.batch_alter_table('params', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_params_key_value'), ['key', 'value'], unique=False)
@@ -112,7 +114,8 @@ def upgrade() -> None:
     sa.Column('key', sa.String(length=250), nullable=False),
     sa.Column('value', sa.Text(), nullable=False),
     sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], name=op.f('fk_tags_run_id_runs'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('run_id', 'key', name=op.f('pk_tags'))
+    sa.PrimaryKeyConstraint('run_id', 'key', name=op.f('pk_tags')),
+    sqlite_with_rowid=False,
     )
     with op.batch_alter_table('tags', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_tags_key'), ['key'], unique=False)
@@ -147,7 +150,7 @@ def downgrade() -> None:
     op.drop_table('artifacts')
     with op.batch_alter_table('runs', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_runs_parent_run_id'))
-        batch_op.drop_index(batch_op.f('ix_runs_experiment_id_start_time'))
+        batch_op.drop_index(batch_op.f('ix_runs_experiment_id_start_time_run_id'))
 
     op.drop_table('runs')
     op.drop_table('experiments')
