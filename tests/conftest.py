@@ -3,6 +3,7 @@ fixture that runs one suite against every kind of store (SQLite, PostgreSQL, a l
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -39,14 +40,21 @@ def settings(tmp_path: Path) -> Settings:
 # --- PostgreSQL -----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def _pg_admin() -> Iterator[str]:
+def _admin_uri() -> str:
+    """The server `make test` started; in CI its absence fails the test rather than skip it."""
     uri = os.environ.get(PG_ENV)
     if not uri:
         if os.environ.get("CI"):
             pytest.fail(f"{PG_ENV} is not set: run the tests with `make test`, which starts "
                         "PostgreSQL")
         pytest.skip(f"PostgreSQL tests need {PG_ENV} (set by `make test`)")
+    return uri
+
+
+@pytest.fixture(scope="session")
+def _pg_admin() -> Iterator[str]:
+    """A migrated template database; each test's database is a copy of it."""
+    uri = _admin_uri()
     engine = create_engine(uri, isolation_level="AUTOCOMMIT")
     template = f"mlcycle_tpl_{uuid.uuid4().hex[:8]}"
     with engine.connect() as conn:
@@ -61,36 +69,35 @@ def _pg_admin() -> Iterator[str]:
     engine.dispose()
 
 
+@contextlib.contextmanager
+def _database(prefix: str, template: str | None = None) -> Iterator[str]:
+    """A new PostgreSQL database (a copy of *template*, if given), dropped afterwards."""
+    admin_uri = _admin_uri()
+    engine = create_engine(admin_uri, isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
+    try:
+        yield make_url(admin_uri).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
 @pytest.fixture
 def pg_uri(_pg_admin: str) -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for one test."""
-    admin_uri = os.environ[PG_ENV]
-    engine = create_engine(admin_uri, isolation_level="AUTOCOMMIT")
-    name = f"mlcycle_t_{uuid.uuid4().hex[:10]}"
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{_pg_admin}"'))
-    yield make_url(admin_uri).set(database=name).render_as_string(hide_password=False)
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
+    with _database("mlcycle_t", template=_pg_admin) as uri:
+        yield uri
 
 
 @pytest.fixture
 def empty_pg_uri() -> Iterator[str]:
     """A fresh PostgreSQL database with no schema (to test first-use migration)."""
-    admin_uri = os.environ.get(PG_ENV)
-    if not admin_uri:
-        if os.environ.get("CI"):
-            pytest.fail(f"{PG_ENV} is not set")
-        pytest.skip(f"PostgreSQL tests need {PG_ENV} (set by `make test`)")
-    engine = create_engine(admin_uri, isolation_level="AUTOCOMMIT")
-    name = f"mlcycle_e_{uuid.uuid4().hex[:10]}"
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(admin_uri).set(database=name).render_as_string(hide_password=False)
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
+    with _database("mlcycle_e") as uri:
+        yield uri
 
 
 # --- one suite, every backend ---------------------------------------------------------------

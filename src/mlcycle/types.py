@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import enum
+import math
+from collections.abc import Mapping
 from typing import Final, TypeAlias
 
-__all__ = ["UNSET", "JSONValue", "RunStatus", "Unset"]
+__all__ = ["NON_FINITE", "UNSET", "JSONValue", "RunStatus", "Unset", "encode_float"]
 
 JSONValue: TypeAlias = "bool | int | float | str | list[JSONValue] | dict[str, JSONValue] | None"
 
@@ -34,3 +36,20 @@ class Unset(enum.Enum):
 
 
 UNSET: Final = Unset.token
+
+#: JSON has no NaN or infinities; mlcycle writes them as these strings (JavaScript's spelling,
+#: and pydantic's ``ser_json_inf_nan="strings"``) wherever it emits JSON: the API, the CLI.
+NON_FINITE: Final[Mapping[str, float]] = {
+    "NaN": math.nan,
+    "Infinity": math.inf,
+    "-Infinity": -math.inf,
+}
+
+
+def encode_float(value: float) -> float | str:
+    """*value*, or its string spelling when it is NaN or infinite."""
+    if math.isfinite(value):
+        return value
+    if math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"

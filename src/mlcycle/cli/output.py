@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import PurePath
@@ -31,7 +30,7 @@ from rich.prompt import Confirm
 from rich.table import Column, Table
 from rich.text import Text
 
-from mlcycle.types import JSONValue
+from mlcycle.types import JSONValue, encode_float
 
 __all__ = [
     "MISSING",
@@ -78,7 +77,7 @@ def jsonable(value: Any) -> JSONValue:
         case None | bool() | int() | str():
             return value
         case float():
-            return _float(value)
+            return encode_float(value)
         case datetime():
             return iso_time(value)
         case PurePath():
@@ -90,14 +89,6 @@ def jsonable(value: Any) -> JSONValue:
         case Sequence() if not isinstance(value, bytes | bytearray):
             return [jsonable(v) for v in value]
     raise TypeError(f"cannot render {type(value).__name__} as JSON")
-
-
-def _float(value: float) -> float | str:
-    if math.isfinite(value):
-        return value
-    if math.isnan(value):
-        return "NaN"
-    return "Infinity" if value > 0 else "-Infinity"
 
 
 def print_json(value: Any) -> None:
@@ -135,7 +126,7 @@ def format_number(value: float | None) -> str:
     """Six significant digits; non-finite values spelt as in the JSON output."""
     if value is None:
         return MISSING
-    rendered = _float(value)
+    rendered = encode_float(value)
     return rendered if isinstance(rendered, str) else f"{rendered:.6g}"
 
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,9 +72,6 @@ class MetricHistory:
     @property
     def last(self) -> float | None:
         return self.values[-1] if self.values else None
-
-    def finite_values(self) -> list[float]:
-        return [v for v in self.values if math.isfinite(v)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ import shlex
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 __all__ = ["SystemFacts", "capture"]
 
@@ -29,7 +29,6 @@ class SystemFacts:
     tags: dict[str, str]
     diff: bytes | None = None
     requirements: bytes = b""
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def _git(*args: str, cwd: str) -> str | None:

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any
 
 from mlcycle.entities import Artifact, Experiment, Metric, MetricHistory, Run, RunInput, from_ms
-from mlcycle.types import RunStatus
+from mlcycle.types import NON_FINITE, RunStatus, encode_float
 
 __all__ = [
     "NON_FINITE",
@@ -30,23 +30,6 @@ __all__ = [
     "history_from_wire",
     "run_from_wire",
 ]
-
-#: The string each non-finite float is sent as, and back.
-NON_FINITE: Final[Mapping[str, float]] = {
-    "NaN": math.nan,
-    "Infinity": math.inf,
-    "-Infinity": -math.inf,
-}
-
-
-def encode_float(value: float) -> float | str:
-    """*value*, or its string spelling when it is NaN or infinite."""
-    if math.isfinite(value):
-        return value
-    if math.isnan(value):
-        return "NaN"
-    return "Infinity" if value > 0 else "-Infinity"
-
 
 def decode_float(value: Any) -> Any:
     """The float a wire value stands for; anything else comes back unchanged, so that the

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, Table, bindparam, delete, func, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
@@ -69,7 +69,8 @@ class SqlTrackingStore(TrackingStore):
             raise StoreError(f"unsupported database {dialect!r}: use SQLite or PostgreSQL")
         mark = self._mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         self._json_object_agg = (
-            "json_group_object(key, value)" if dialect == "sqlite" else "json_object_agg(key, value)"
+            "json_group_object(key, value)" if dialect == "sqlite"
+            else "json_object_agg(key, value)"
         )
         self._insert_metrics_sql = (
             "INSERT INTO metrics (run_id, key, step, timestamp, value) "
@@ -568,14 +569,6 @@ class SqlTrackingStore(TrackingStore):
             )
             for r in rows
         ]
-
-    def count_runs(self, experiment_id: str) -> int:
-        with self._read() as conn:
-            return int(
-                conn.execute(
-                    select(func.count()).where(t.runs.c.experiment_id == experiment_id)
-                ).scalar_one()
-            )
 
     # --- artifact manifest ----------------------------------------------------------------
     def record_artifacts(self, run_id: str, artifacts: Sequence[Artifact]) -> None:
