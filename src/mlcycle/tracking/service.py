@@ -184,6 +184,7 @@ class TrackingService:
         out: list[Metric] = []
         default_ts = now_ms()
         known_keys = v.known_keys()
+        ts: Any
         for i, m in enumerate(metrics):
             try:
                 if type(m) is Metric:
