@@ -27,7 +27,7 @@ def test_schema_revision_is_the_migrations_head() -> None:
 def test_first_use_migrates_sqlite_in_wal_mode(tmp_path: Path) -> None:
     engine = connect(f"sqlite:///{tmp_path / 'new' / 'm.db'}")
     assert current_revision(engine) == SCHEMA_REVISION
-    assert {"runs", "metrics", "latest_metrics", "params", "tags", "artifacts"} <= set(
+    assert {"runs", "metric_chunks", "latest_metrics", "params", "tags", "artifacts"} <= set(
         inspect(engine).get_table_names())
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

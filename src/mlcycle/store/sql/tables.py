@@ -10,6 +10,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -84,25 +85,28 @@ tags = Table(
     sqlite_with_rowid=False,
 )
 
-# Every point logged. ``value`` NULL means NaN: SQLite stores NaN as NULL, so both databases use
-# the same convention (no real point is ever NULL).
-metrics = Table(
-    "metrics",
+# Every point logged, in chunks: one row holds the points of one key from one write, as three
+# packed little-endian arrays (int64 steps, float64 values, int64 ms timestamps). A batch of 1,000
+# points over 5 keys is 5 rows, not 1,000, and a history read decodes a few blobs instead of
+# building a row object per point; NaN and infinities are stored as the IEEE values they are.
+metric_chunks = Table(
+    "metric_chunks",
     metadata,
     # INTEGER on SQLite makes the column the rowid (no second index); BIGINT elsewhere.
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
            autoincrement=True),
     Column("run_id", ID, ForeignKey("runs.run_id", ondelete="CASCADE"), nullable=False),
     Column("key", KEY, nullable=False),
-    Column("step", BigInteger, nullable=False),
-    Column("timestamp", BigInteger, nullable=False),
-    Column("value", Float),
-    # History reads order by (step, timestamp, id); SQLite keeps the rowid (id) in every index
-    # entry, so this index serves the whole ORDER BY without a sort.
-    Index(None, "run_id", "key", "step", "timestamp"),
+    Column("count", Integer, nullable=False),
+    Column("steps", LargeBinary, nullable=False),
+    Column("values", LargeBinary, nullable=False),
+    Column("timestamps", LargeBinary, nullable=False),
+    Index(None, "run_id", "key", "id"),
 )
 
 # The last point of each (run, key) by (step, timestamp): what search, ordering and tables read.
+# ``value`` NULL means NaN: SQLite stores NaN as NULL, so both databases use that convention (no
+# real point is NULL), and a NaN never matches a numeric comparison in a filter.
 latest_metrics = Table(
     "latest_metrics",
     metadata,

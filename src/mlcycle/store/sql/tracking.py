@@ -38,6 +38,7 @@ from mlcycle.errors import (
 from mlcycle.store.base import TrackingStore
 from mlcycle.store.filter import parse_filter, parse_order_by
 from mlcycle.store.sql import tables as t
+from mlcycle.store.sql.chunks import history_from_chunks, pack
 from mlcycle.store.sql.engine import connect, write
 from mlcycle.store.sql.search import apply_order, compile_filter
 from mlcycle.types import UNSET, JSONValue, RunStatus, Unset
@@ -72,9 +73,9 @@ class SqlTrackingStore(TrackingStore):
             "json_group_object(key, value)" if dialect == "sqlite"
             else "json_object_agg(key, value)"
         )
-        self._insert_metrics_sql = (
-            "INSERT INTO metrics (run_id, key, step, timestamp, value) "
-            f"VALUES ({', '.join([mark] * 5)})"
+        self._insert_chunk_sql = (
+            'INSERT INTO metric_chunks (run_id, key, count, steps, "values", timestamps) '
+            f"VALUES ({', '.join([mark] * 6)})"
         )
         # Statements on every run's path, built once (building a construct costs more than
         # executing it on SQLite).
@@ -94,8 +95,8 @@ class SqlTrackingStore(TrackingStore):
         )
         self._upserts: dict[tuple[str, tuple[str, ...]], Any] = {}
         self._history_sql = (
-            "SELECT step, value, timestamp FROM metrics "
-            f"WHERE run_id = {mark} AND key = {mark} ORDER BY step, timestamp, id"
+            'SELECT steps, "values", timestamps FROM metric_chunks '
+            f"WHERE run_id = {mark} AND key = {mark} ORDER BY id"
         )
 
     @classmethod
@@ -350,7 +351,7 @@ class SqlTrackingStore(TrackingStore):
             self._run_state(conn, run_id)
             if hard:
                 for table in (
-                    t.metrics, t.latest_metrics, t.params, t.tags,
+                    t.metric_chunks, t.latest_metrics, t.params, t.tags,
                     t.run_inputs, t.run_results, t.artifacts,
                 ):
                     conn.execute(delete(table).where(table.c.run_id == run_id))
@@ -410,12 +411,11 @@ class SqlTrackingStore(TrackingStore):
             prev = latest.get(m.key)
             if prev is None or (m.step, m.timestamp) >= (prev.step, prev.timestamp):
                 latest[m.key] = m
-        # The hot path of ingest: a driver-level executemany of plain tuples is ~2.5x faster than
-        # Core's per-row dict processing. The statement is a constant; values travel as parameters.
+        # The hot path of ingest: one packed chunk per key (see chunks.py), inserted by the
+        # driver directly. The statement is a constant; values travel as parameters.
         conn.exec_driver_sql(
-            self._insert_metrics_sql,
-            [(run_id, m.key, m.step, m.timestamp, None if m.value != m.value else m.value)
-             for m in points],
+            self._insert_chunk_sql,
+            [(run_id, key, *chunk) for key, chunk in pack(points).items()],
         )
         conn.execute(
             self._upsert_latest,
@@ -434,16 +434,8 @@ class SqlTrackingStore(TrackingStore):
     def get_metric_history(self, run_id: str, key: str) -> MetricHistory:
         with self._read() as conn:
             self._run_state(conn, run_id)
-            rows = conn.exec_driver_sql(self._history_sql, (run_id, key)).all()
-        if not rows:
-            return MetricHistory(key, [], [], [])
-        steps, values, stamps = zip(*rows, strict=True)
-        return MetricHistory(
-            key,
-            list(steps),
-            [math.nan if v is None else v for v in values],
-            list(stamps),
-        )
+            chunks = conn.exec_driver_sql(self._history_sql, (run_id, key)).all()
+        return history_from_chunks(key, [(bytes(s), bytes(v), bytes(t)) for s, v, t in chunks])
 
     def log_inputs(self, run_id: str, inputs: Sequence[RunInput]) -> None:
         with self._write() as conn:

@@ -66,18 +66,19 @@ def upgrade() -> None:
     with op.batch_alter_table('latest_metrics', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_latest_metrics_key_value'), ['key', 'value'], unique=False)
 
-    op.create_table('metrics',
+    op.create_table('metric_chunks',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('run_id', sa.String(length=32), nullable=False),
     sa.Column('key', sa.String(length=250), nullable=False),
-    sa.Column('step', sa.BigInteger(), nullable=False),
-    sa.Column('timestamp', sa.BigInteger(), nullable=False),
-    sa.Column('value', sa.Float(), nullable=True),
-    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], name=op.f('fk_metrics_run_id_runs'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_metrics'))
+    sa.Column('count', sa.Integer(), nullable=False),
+    sa.Column('steps', sa.LargeBinary(), nullable=False),
+    sa.Column('values', sa.LargeBinary(), nullable=False),
+    sa.Column('timestamps', sa.LargeBinary(), nullable=False),
+    sa.ForeignKeyConstraint(['run_id'], ['runs.run_id'], name=op.f('fk_metric_chunks_run_id_runs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_metric_chunks'))
     )
-    with op.batch_alter_table('metrics', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_metrics_run_id_key_step_timestamp'), ['run_id', 'key', 'step', 'timestamp'], unique=False)
+    with op.batch_alter_table('metric_chunks', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_metric_chunks_run_id_key_id'), ['run_id', 'key', 'id'], unique=False)
 
     op.create_table('params',
     sa.Column('run_id', sa.String(length=32), nullable=False),
@@ -136,10 +137,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_params_key_value'))
 
     op.drop_table('params')
-    with op.batch_alter_table('metrics', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_metrics_run_id_key_step_timestamp'))
+    with op.batch_alter_table('metric_chunks', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_metric_chunks_run_id_key_id'))
 
-    op.drop_table('metrics')
+    op.drop_table('metric_chunks')
     with op.batch_alter_table('latest_metrics', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_latest_metrics_key_value'))
 
