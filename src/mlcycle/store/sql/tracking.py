@@ -502,7 +502,7 @@ class SqlTrackingStore(TrackingStore):
         """
         if not rows:
             return []
-        ids = [r.run_id for r in rows]
+        ids = [r[0] for r in rows]
         params: dict[str, dict[str, str]] = defaultdict(dict)
         tags: dict[str, dict[str, str]] = defaultdict(dict)
         latest: dict[str, dict[str, float]] = defaultdict(dict)
@@ -543,23 +543,26 @@ class SqlTrackingStore(TrackingStore):
                 tuple(chunk),
             ).all():
                 results[rid][k] = json.loads(v) if json_text and v is not None else v
+        # Rows unpack as tuples (in the column order of the runs table): attribute access on
+        # a Row costs several times more, on every run of every page.
         return [
             Run(
-                run_id=r.run_id,
-                experiment_id=r.experiment_id,
-                name=r.name,
-                status=RunStatus(r.status),
-                start_time=from_ms(r.start_time),  # type: ignore[arg-type]
-                end_time=from_ms(r.end_time),
-                parent_run_id=r.parent_run_id,
-                lifecycle=r.lifecycle,
-                params=params.get(r.run_id, {}),
-                tags=tags.get(r.run_id, {}),
-                metrics=latest.get(r.run_id, {}),
-                inputs=tuple(inputs.get(r.run_id, ())),
-                results=results.get(r.run_id, {}),
+                run_id=run_id,
+                experiment_id=experiment_id,
+                name=name,
+                status=RunStatus(status),
+                start_time=from_ms(start_time),  # type: ignore[arg-type]
+                end_time=from_ms(end_time),
+                parent_run_id=parent_run_id,
+                lifecycle=lifecycle,
+                params=params.get(run_id, {}),
+                tags=tags.get(run_id, {}),
+                metrics=latest.get(run_id, {}),
+                inputs=tuple(inputs.get(run_id, ())),
+                results=results.get(run_id, {}),
             )
-            for r in rows
+            for (run_id, experiment_id, name, status, start_time, end_time, parent_run_id,
+                 lifecycle) in rows
         ]
 
     # --- artifact manifest ----------------------------------------------------------------
