@@ -12,6 +12,7 @@ from rich.text import Text
 from mlcycle.cli.context import client_from
 from mlcycle.cli.output import (
     MISSING,
+    JsonFlag,
     console,
     fixed,
     format_time,
@@ -39,7 +40,6 @@ app = typer.Typer(
 ExperimentRef = Annotated[
     str, typer.Argument(metavar="NAME_OR_ID", help="A name, an id or a unique id prefix.")
 ]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 _COUNT_PAGE = 10_000
 

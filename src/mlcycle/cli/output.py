@@ -13,7 +13,7 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import PurePath
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -34,6 +34,7 @@ from mlcycle.types import JSONValue, encode_float
 
 __all__ = [
     "MISSING",
+    "JsonFlag",
     "confirm",
     "console",
     "err_console",
@@ -54,6 +55,9 @@ __all__ = [
     "short_id",
     "table",
 ]
+
+#: The `--json` option every read command takes.
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 #: What a table shows where a value is absent.
 MISSING = "-"

@@ -14,6 +14,7 @@ from rich.text import Text
 from mlcycle.cli.context import client_from
 from mlcycle.cli.output import (
     MISSING,
+    JsonFlag,
     confirm,
     console,
     fixed,
@@ -54,7 +55,6 @@ RunRef = Annotated[
 RunRefs = Annotated[
     list[str], typer.Argument(metavar="RUN_ID", help="Run ids or unique prefixes.")
 ]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 #: How many params and metrics ``runs list`` shows when not told which.
 _DEFAULT_COLUMNS = 3
