@@ -16,7 +16,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mlcycle import errors
+from mlcycle import data, errors
 from mlcycle.client import ActiveRun, Client, active_run, require_active_run
 from mlcycle.config import Settings, load_settings
 from mlcycle.entities import Artifact, Experiment, Metric, MetricHistory, Page, Run, RunInput
@@ -41,6 +41,7 @@ __all__ = [
     "__version__",
     "active_run",
     "autolog",
+    "data",
     "errors",
     "get_client",
     "get_run",

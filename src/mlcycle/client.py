@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from mlcycle.config import Settings, load_settings
+from mlcycle.datasets.service import DataService
 from mlcycle.entities import (
     Artifact,
     Experiment,
@@ -29,7 +30,7 @@ from mlcycle.entities import (
     now_ms,
 )
 from mlcycle.errors import ExperimentNotFound, InvalidInputError, InvalidStateError
-from mlcycle.store.base import ArtifactStore, TrackingStore
+from mlcycle.store.base import ArtifactStore, DatasetStore, TrackingStore
 from mlcycle.tracking import validation as v
 from mlcycle.tracking.compare import RunComparison
 from mlcycle.tracking.service import TrackingService
@@ -37,7 +38,7 @@ from mlcycle.tracking.system import capture
 from mlcycle.tracking.writer import MetricWriter
 from mlcycle.types import RunStatus
 
-__all__ = ["ActiveRun", "Client", "active_run", "open_stores"]
+__all__ = ["ActiveRun", "Client", "active_run", "open_dataset_store", "open_stores"]
 
 _active: contextvars.ContextVar[tuple[ActiveRun, ...]] = contextvars.ContextVar(
     "mlcycle_active_runs", default=()
@@ -77,6 +78,23 @@ def open_stores(settings: Settings, tracking_uri: str | None = None,
     )
 
 
+def open_dataset_store(tracking: TrackingStore) -> DatasetStore:
+    """The dataset store beside a tracking store: the same database, or the same server."""
+    from mlcycle.store.sql import SqlTrackingStore
+
+    if isinstance(tracking, SqlTrackingStore):
+        from mlcycle.store.sql.datasets import SqlDatasetStore
+
+        return SqlDatasetStore(tracking.engine)
+    from mlcycle.store.rest import RestTrackingStore
+
+    if isinstance(tracking, RestTrackingStore):
+        from mlcycle.store.rest.datasets import RestDatasetStore
+
+        return RestDatasetStore(tracking.http)
+    raise InvalidStateError(f"no dataset store goes with {type(tracking).__name__}")
+
+
 class Client:
     """``Client()`` reads ``MLCYCLE_*`` settings; ``Client("http://host:8080")`` talks to a server.
 
@@ -100,6 +118,17 @@ class Client:
         self.writer = MetricWriter(
             store, interval=self.settings.flush_interval, batch=self.settings.flush_batch
         )
+        self._data: DataService | None = None
+
+    @property
+    def data(self) -> DataService:
+        """The data stage (ingest, versions, contracts, validation, preparation) on this
+        client's stores."""
+        if self._data is None:
+            self._data = DataService(
+                open_dataset_store(self.service.store), self.service.artifacts,
+                self.service.store, cache_dir=str(self.settings.home / "cache"))
+        return self._data
 
     def close(self) -> None:
         self.writer.close()

@@ -6,11 +6,15 @@
     ├── NotFoundError               not_found            404
     │   ├── ExperimentNotFound      experiment_not_found
     │   ├── RunNotFound             run_not_found
-    │   └── ArtifactNotFound        artifact_not_found
+    │   ├── ArtifactNotFound        artifact_not_found
+    │   ├── DatasetNotFound         dataset_not_found
+    │   └── DatasetVersionNotFound  dataset_version_not_found
     ├── AlreadyExistsError          already_exists       409
-    │   └── ExperimentAlreadyExists experiment_already_exists
+    │   ├── ExperimentAlreadyExists experiment_already_exists
+    │   └── DatasetAlreadyExists    dataset_already_exists
     ├── InvalidInputError           invalid_input        400
-    │   └── InvalidFilter           invalid_filter
+    │   ├── InvalidFilter           invalid_filter
+    │   └── SourceError             source_error         (a data source unreadable or malformed)
     ├── InvalidStateError           invalid_state        409
     ├── AuthError                   unauthorized         401
     │   └── PermissionDenied        forbidden            403
@@ -32,6 +36,9 @@ __all__ = [
     "AlreadyExistsError",
     "ArtifactNotFound",
     "AuthError",
+    "DatasetAlreadyExists",
+    "DatasetNotFound",
+    "DatasetVersionNotFound",
     "ExperimentAlreadyExists",
     "ExperimentNotFound",
     "GateFailed",
@@ -44,6 +51,7 @@ __all__ = [
     "PipelineError",
     "RunNotFound",
     "ServingError",
+    "SourceError",
     "StoreError",
     "error_class_for",
 ]
@@ -86,6 +94,16 @@ class ArtifactNotFound(NotFoundError):
     headline = "Artifact not found"
 
 
+class DatasetNotFound(NotFoundError):
+    code = "dataset_not_found"
+    headline = "Dataset not found"
+
+
+class DatasetVersionNotFound(NotFoundError):
+    code = "dataset_version_not_found"
+    headline = "Dataset version not found"
+
+
 class AlreadyExistsError(MlcycleError):
     code = "already_exists"
     headline = "Already exists"
@@ -95,6 +113,11 @@ class AlreadyExistsError(MlcycleError):
 class ExperimentAlreadyExists(AlreadyExistsError):
     code = "experiment_already_exists"
     headline = "Experiment already exists"
+
+
+class DatasetAlreadyExists(AlreadyExistsError):
+    code = "dataset_already_exists"
+    headline = "Dataset already exists"
 
 
 class InvalidInputError(MlcycleError):
@@ -108,6 +131,14 @@ class InvalidFilter(InvalidInputError):
 
     code = "invalid_filter"
     headline = "Invalid filter"
+
+
+class SourceError(InvalidInputError):
+    """A data source that cannot be read: unreachable, empty, or malformed (the message names
+    the file, line, column or URL)."""
+
+    code = "source_error"
+    headline = "Cannot read the data source"
 
 
 class InvalidStateError(MlcycleError):

@@ -25,7 +25,7 @@ import typer
 from typer.core import TyperGroup
 
 from mlcycle import __version__
-from mlcycle.cli import experiments, runs, server
+from mlcycle.cli import data, experiments, runs, server
 from mlcycle.cli.context import CliContext
 from mlcycle.cli.output import err_console, print_error, print_note
 from mlcycle.errors import (
@@ -95,6 +95,7 @@ app = typer.Typer(
 )
 app.add_typer(runs.app)
 app.add_typer(experiments.app)
+app.add_typer(data.app)
 app.command("server")(server.serve)
 
 

@@ -1,5 +1,6 @@
 """Frozen records of the domain. No I/O here; database rows and API shapes are other classes."""
 
+from mlcycle.entities._data import ColumnSchema, ContractVersion, Dataset, DatasetVersion
 from mlcycle.entities._tracking import (
     Artifact,
     Experiment,
@@ -15,6 +16,10 @@ from mlcycle.entities._tracking import (
 
 __all__ = [
     "Artifact",
+    "ColumnSchema",
+    "ContractVersion",
+    "Dataset",
+    "DatasetVersion",
     "Experiment",
     "Metric",
     "MetricHistory",

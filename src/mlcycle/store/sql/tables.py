@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData(
@@ -146,4 +147,58 @@ artifacts = Table(
     Column("digest", String(64), nullable=False),
     Column("size", BigInteger, nullable=False),
     Index(None, "digest"),
+)
+
+# --- datasets -----------------------------------------------------------------------------
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("dataset_id", ID, primary_key=True),
+    Column("name", String(256), nullable=False, unique=True),
+    Column("description", Text),
+    Column("tags", JSON, nullable=False),
+    Column("segments", JSON, nullable=False),  # {name: expression}
+    Column("latest_version", Integer),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# One immutable version per distinct content of a dataset: (dataset, digest) is unique, so
+# ingesting identical rows again finds the existing version instead of numbering a new one.
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column("version_id", ID, primary_key=True),
+    Column("dataset_id", ID, ForeignKey("datasets.dataset_id", ondelete="CASCADE"),
+           nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("num_rows", BigInteger),
+    Column("num_bytes", BigInteger, nullable=False),
+    Column("columns", JSON, nullable=False),
+    Column("source", JSON, nullable=False),
+    Column("fingerprint", String(64)),
+    Column("profile_digest", String(64)),
+    Column("parents", JSON, nullable=False),
+    Column("code_hash", String(64)),
+    Column("role", String(32), nullable=False),
+    Column("run_id", ID),
+    Column("description", Text),
+    Column("tags", JSON, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("dataset_id", "version"),
+    UniqueConstraint("dataset_id", "digest"),
+    Index(None, "digest"),
+)
+
+dataset_contracts = Table(
+    "dataset_contracts",
+    metadata,
+    Column("dataset_id", ID, ForeignKey("datasets.dataset_id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("body", Text, nullable=False),
+    Column("source_version", String(300)),
+    Column("created_at", BigInteger, nullable=False),
 )
