@@ -1,4 +1,5 @@
-"""What the routes depend on: the tracking service, the access check, a fast JSON body.
+"""What the routes depend on: the tracking service, the dataset store, the access check, a fast
+JSON body.
 
 These run on the event loop (``async def``, no I/O beyond reading the request) so that the
 route itself is the one hop into the thread pool, where the synchronous stores run.
@@ -11,11 +12,12 @@ from typing import Annotated, Any
 import orjson
 from fastapi import Depends, Request
 
-from mlcycle.errors import InvalidInputError
+from mlcycle.errors import InvalidInputError, InvalidStateError
 from mlcycle.server.auth import TokenPolicy
+from mlcycle.store.base import DatasetStore
 from mlcycle.tracking.service import TrackingService
 
-__all__ = ["READ_ONLY", "RawJSON", "Service", "authorize"]
+__all__ = ["READ_ONLY", "Datasets", "RawJSON", "Service", "authorize"]
 
 #: ``openapi_extra`` of a POST route that only reads (a search, whose body is too big for a
 #: query string), so that read-only tokens may call it. Every method other than GET and HEAD
@@ -29,6 +31,17 @@ async def get_service(request: Request) -> TrackingService:
 
 
 Service = Annotated[TrackingService, Depends(get_service)]
+
+
+async def get_datasets(request: Request) -> DatasetStore:
+    store: DatasetStore | None = request.app.state.datasets
+    if store is None:
+        raise InvalidStateError("this server keeps no datasets: its tracking store is not a SQL "
+                                "store and no dataset store was handed to create_app")
+    return store
+
+
+Datasets = Annotated[DatasetStore, Depends(get_datasets)]
 
 
 async def authorize(request: Request) -> None:

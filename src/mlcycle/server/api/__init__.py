@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from mlcycle.server.api import artifacts, experiments, runs
+from mlcycle.server.api import artifacts, datasets, experiments, runs
 from mlcycle.server.deps import authorize
 
 __all__ = ["api_router"]
@@ -14,3 +14,4 @@ api_router = APIRouter(prefix="/api/v1", dependencies=[Depends(authorize)])
 api_router.include_router(experiments.router)
 api_router.include_router(runs.router)
 api_router.include_router(artifacts.router)
+api_router.include_router(datasets.router)

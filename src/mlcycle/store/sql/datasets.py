@@ -256,6 +256,8 @@ class SqlDatasetStore(DatasetStore):
 
     def find_version_by_digest(self, dataset: str, digest: str) -> DatasetVersion | None:
         v = t.dataset_versions
+        if not digest:  # an empty prefix would match every version
+            return None
         with self._read() as conn:
             ds = self._dataset_row(conn, dataset)
             if ds is None:
@@ -283,23 +285,31 @@ class SqlDatasetStore(DatasetStore):
         self, dataset: str, body: str, *, source_version: str | None = None
     ) -> ContractVersion:
         c = t.dataset_contracts
-        with self._write() as conn:
-            ds = self._dataset_row(conn, dataset, lock=True)
-            if ds is None:
-                self._insert_dataset(conn, dataset, None, None)
-                ds = self._require(conn, dataset, lock=True)
-            latest = conn.execute(
-                select(func.max(c.c.version)).where(c.c.dataset_id == ds.dataset_id)
-            ).scalar()
-            row = {
-                "dataset_id": ds.dataset_id,
-                "version": (latest or 0) + 1,
-                "body": body,
-                "source_version": source_version,
-                "created_at": now_ms(),
-            }
-            conn.execute(c.insert(), row)
-        return self._contract(_Row(row), dataset)
+        for attempt in range(2):
+            try:
+                with self._write() as conn:
+                    ds = self._dataset_row(conn, dataset, lock=True)
+                    if ds is None:
+                        self._insert_dataset(conn, dataset, None, None)
+                        ds = self._require(conn, dataset, lock=True)
+                    latest = conn.execute(
+                        select(func.max(c.c.version)).where(c.c.dataset_id == ds.dataset_id)
+                    ).scalar()
+                    row = {
+                        "dataset_id": ds.dataset_id,
+                        "version": (latest or 0) + 1,
+                        "body": body,
+                        "source_version": source_version,
+                        "created_at": now_ms(),
+                    }
+                    conn.execute(c.insert(), row)
+                return self._contract(_Row(row), dataset)
+            except StoreError as exc:
+                # As in create_version: first contracts of a new dataset raced on its name.
+                if attempt == 0 and isinstance(exc.__cause__, IntegrityError):
+                    continue
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
     def _contract(row: Any, name: str) -> ContractVersion:
