@@ -8,7 +8,8 @@
     │   ├── RunNotFound             run_not_found
     │   ├── ArtifactNotFound        artifact_not_found
     │   ├── DatasetNotFound         dataset_not_found
-    │   └── DatasetVersionNotFound  dataset_version_not_found
+    │   ├── DatasetVersionNotFound  dataset_version_not_found
+    │   └── ContractNotFound        contract_not_found
     ├── AlreadyExistsError          already_exists       409
     │   ├── ExperimentAlreadyExists experiment_already_exists
     │   └── DatasetAlreadyExists    dataset_already_exists
@@ -36,6 +37,7 @@ __all__ = [
     "AlreadyExistsError",
     "ArtifactNotFound",
     "AuthError",
+    "ContractNotFound",
     "DatasetAlreadyExists",
     "DatasetNotFound",
     "DatasetVersionNotFound",
@@ -102,6 +104,11 @@ class DatasetNotFound(NotFoundError):
 class DatasetVersionNotFound(NotFoundError):
     code = "dataset_version_not_found"
     headline = "Dataset version not found"
+
+
+class ContractNotFound(NotFoundError):
+    code = "contract_not_found"
+    headline = "Contract not found"
 
 
 class AlreadyExistsError(MlcycleError):

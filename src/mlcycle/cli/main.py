@@ -24,7 +24,6 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from mlcycle import __version__
 from mlcycle.cli import data, experiments, runs, server
 from mlcycle.cli.context import CliContext
 from mlcycle.cli.output import err_console, print_error, print_note
@@ -99,9 +98,18 @@ app.add_typer(data.app)
 app.command("server")(server.serve)
 
 
+def _installed_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("mlcycle")
+    except metadata.PackageNotFoundError:  # a source tree that was not installed
+        return "0+unknown"
+
+
 def _print_version(value: bool) -> None:
     if value:
-        typer.echo(f"mlcycle {__version__}")
+        typer.echo(f"mlcycle {_installed_version()}")
         raise typer.Exit()
 
 

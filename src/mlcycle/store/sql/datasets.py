@@ -19,10 +19,10 @@ from mlcycle.entities import (
     now_ms,
 )
 from mlcycle.errors import (
+    ContractNotFound,
     DatasetAlreadyExists,
     DatasetNotFound,
     DatasetVersionNotFound,
-    NotFoundError,
     StoreError,
 )
 from mlcycle.store.base import DatasetStore
@@ -331,7 +331,7 @@ class SqlDatasetStore(DatasetStore):
             row = conn.execute(q.limit(1)).first()
         if row is None:
             which = "any contract" if version is None else f"contract version {version}"
-            raise NotFoundError(f"dataset {dataset!r} has no {which}",
+            raise ContractNotFound(f"dataset {dataset!r} has no {which}",
                                 details={"dataset": dataset, "contract": version})
         return self._contract(row, dataset)
 
