@@ -79,7 +79,7 @@ def test_unchanged_source_is_not_read_again(csv: Path, monkeypatch: pytest.Monke
     v2 = mc.data.ingest("orders", csv)
     assert v2.version == 2 and v2.digest != v1.digest
     assert [v.version for v in mc.data.list_versions("orders")] == [2, 1]
-    assert mc.data.get("orders").version == 2 and mc.data.get("orders@v1") == v1
+    assert mc.data.get("orders").version == 2 and mc.data.get("orders@v1").digest == v1.digest
 
 
 def test_identical_content_from_other_sources_is_stored_once(csv: Path, tmp_path: Path) -> None:
@@ -190,7 +190,7 @@ def test_prepare_records_splits_and_quarantine(csv: Path) -> None:
         pl.when(pl.col("order_id") < 5).then(-1.0).otherwise(pl.col("amount")).alias("amount"))
     dirty_v = mc.data.ingest("orders", dirty)
     spec = {
-        "steps": [{"contract": contract.to_dict(), "action": "quarantine"}],
+        "steps": [{"op": "contract", "contract": contract.to_dict(), "action": "quarantine"}],
         "target": "region",
         "split": {"method": "random", "test": 0.25, "seed": 1},
     }
@@ -201,8 +201,7 @@ def test_prepare_records_splits_and_quarantine(csv: Path) -> None:
     assert versions["train"].num_rows + versions["test"].num_rows == 195
     for split in versions.values():
         assert split.parents == (dirty_v.ref,)
-        assert split.code_hash == out.prepared.spec.digest() if hasattr(out.prepared, "spec") \
-            else split.code_hash
+        assert split.code_hash == out.prepared.spec.digest()
         assert split.dataset.startswith("orders.")
     assert versions["quarantine"].role == "quarantine"
     assert v.version == 1

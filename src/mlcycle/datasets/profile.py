@@ -330,6 +330,16 @@ def _kll_from_sorted(xs: NDArray[np.float64], k: int) -> Any:
     return kll_doubles_sketch.deserialize(header + body.astype("<f8", copy=False).tobytes())
 
 
+def _kll_from_sorted_or_none(xs: NDArray[np.float64], k: int) -> Any:
+    """The fast build, or ``None`` (the caller then updates item by item) should a
+    datasketches release ever refuse the serialised layout, which is its documented
+    cross-language format."""
+    try:
+        return _kll_from_sorted(xs, k)
+    except (RuntimeError, ValueError, struct.error):
+        return None
+
+
 # --------------------------------------------------------------------------- the result
 
 
@@ -803,8 +813,9 @@ class _ColumnState:
             squares = xf - mean
             np.square(squares, out=squares)
         self._combine_moments(n, mean, float(squares.sum()), xs[0].item(), xs[-1].item())
-        if n > 16 * self.kll.k:
-            self.kll.merge(_kll_from_sorted(xf, self.kll.k))
+        built = _kll_from_sorted_or_none(xf, self.kll.k) if n > 16 * self.kll.k else None
+        if built is not None:
+            self.kll.merge(built)
         else:
             self.kll.update(xf)  # a sorted copy: the binding refuses Arrow's read-only views
         change = xs[1:] != xs[:-1]

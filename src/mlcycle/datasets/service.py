@@ -359,7 +359,7 @@ class DataService:
 
         for seg, expr in segments.items():
             if expr is not None:
-                Segment(seg, expr).check()
+                Segment(seg, expr).expression()  # parses: a typo fails here, not later
         check_name(name)
         if self.store.find_dataset(name) is None:
             self.store.create_dataset(name)
@@ -424,7 +424,7 @@ class DataService:
         if isinstance(spec, str):
             spec = PrepareSpec.from_yaml(spec)
         elif isinstance(spec, Mapping):
-            spec = PrepareSpec.model_validate(spec)
+            spec = PrepareSpec.from_dict(spec)
         parents: list[str] = []
         if isinstance(data, str | DatasetVersion):
             version = self._kind(data, "table")

@@ -20,7 +20,7 @@ from blake3 import blake3
 from mlcycle.entities import ColumnSchema
 from mlcycle.store.base import ArtifactStore
 
-__all__ = ["Snapshot", "columns_of", "read_snapshot", "write_snapshot"]
+__all__ = ["Snapshot", "canonical", "columns_of", "read_snapshot", "write_snapshot"]
 
 _ROW_GROUP = 1 << 20
 
@@ -37,6 +37,34 @@ def columns_of(schema: pa.Schema) -> tuple[ColumnSchema, ...]:
     return tuple(ColumnSchema(f.name, str(f.type), f.nullable) for f in schema)
 
 
+def _canonical_type(typ: pa.DataType) -> pa.DataType:
+    if pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
+        return pa.string()
+    if pa.types.is_large_binary(typ) or pa.types.is_binary_view(typ):
+        return pa.binary()
+    if pa.types.is_large_list(typ) or pa.types.is_list_view(typ) \
+            or pa.types.is_large_list_view(typ):
+        return pa.list_(_canonical_type(typ.value_type))
+    if pa.types.is_list(typ):
+        return pa.list_(_canonical_type(typ.value_type))
+    if pa.types.is_struct(typ):
+        return pa.struct([f.with_type(_canonical_type(f.type)) for f in typ])
+    return typ
+
+
+def canonical(table: pa.Table) -> pa.Table:
+    """The same rows in one spelling: polars' large/view strings and pandas' plain strings
+    become ``string``, metadata that does not describe the rows (a pandas index dump) goes,
+    and the chunks are joined, so equal rows from any reader give equal Parquet bytes."""
+    schema = pa.schema([f.with_type(_canonical_type(f.type)) for f in table.schema])
+    if not schema.equals(table.schema):
+        try:
+            table = table.cast(schema)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass  # e.g. over 2 GiB of text in one column: keep the large types
+    return table.replace_schema_metadata(None).combine_chunks()
+
+
 def write_snapshot(table: pa.Table, artifacts: ArtifactStore, *,
                    scratch: str | None = None) -> Snapshot:
     """Write *table* as Parquet into the artifact store; returns its digest and size.
@@ -44,9 +72,7 @@ def write_snapshot(table: pa.Table, artifacts: ArtifactStore, *,
     The file is written to *scratch* (ideally on the artifact store's filesystem, so it can be
     moved in rather than copied) and handed to the store, which keeps it once per digest.
     """
-    table = table.combine_chunks()
-    # Drop pandas/user metadata that does not describe the rows (e.g. a pandas index dump).
-    table = table.replace_schema_metadata(None)
+    table = canonical(table)
     if scratch:
         os.makedirs(scratch, exist_ok=True)
     fd, path = tempfile.mkstemp(prefix=".snapshot-", suffix=".parquet", dir=scratch)
