@@ -9,6 +9,7 @@ after an upgrade identical rows may get a new version once.)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -58,10 +59,9 @@ def canonical(table: pa.Table) -> pa.Table:
     and the chunks are joined, so equal rows from any reader give equal Parquet bytes."""
     schema = pa.schema([f.with_type(_canonical_type(f.type)) for f in table.schema])
     if not schema.equals(table.schema):
-        try:
+        # Over 2 GiB of text in one column does not fit ``string``: keep the large types.
+        with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError):
             table = table.cast(schema)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass  # e.g. over 2 GiB of text in one column: keep the large types
     return table.replace_schema_metadata(None).combine_chunks()
 
 

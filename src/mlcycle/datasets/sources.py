@@ -191,8 +191,8 @@ class FileSource(Source):
             fmt = self._format_of(path)
             try:
                 with fs.open(path, "rb", compression="infer") as raw:
-                    fh: IO[bytes] = _Counting(raw, done, total, progress) if progress else raw
-                    table = self._read_one(fh, path, fmt)  # type: ignore[arg-type]
+                    fh: Any = _Counting(raw, done, total, progress) if progress else raw
+                    table = self._read_one(fh, path, fmt)
             except (SourceError, InvalidInputError):
                 raise
             except FileNotFoundError as exc:
@@ -367,7 +367,8 @@ class SqlSource(Source):
         return f"SqlSource({_mask_url(self.url)!r}, {self.query!r})"
 
     def describe(self) -> dict[str, Any]:
-        desc = {"kind": self.kind, "url": _mask_url(self.url), "query": self.query}
+        desc: dict[str, Any] = {"kind": self.kind, "url": _mask_url(self.url),
+                                "query": self.query}
         if self.params:
             desc["params"] = {k: str(v) for k, v in self.params.items()}
         return desc
@@ -592,7 +593,7 @@ def to_arrow(frame: Any) -> pa.Table:
         return pa.Table.from_batches([frame])
     module = type(frame).__module__.split(".")[0]
     if module == "polars":
-        return frame.to_arrow()  # type: ignore[no-any-return]
+        return frame.to_arrow()
     if module == "pandas":
         return pa.Table.from_pandas(frame, preserve_index=False)
     if isinstance(frame, Iterable) and not isinstance(frame, str | bytes | Mapping):

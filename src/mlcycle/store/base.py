@@ -7,13 +7,28 @@ Each implementation must pass ``mlcycle.testing.check_tracking_store``.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+import os
+import stat
+from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
 
-from mlcycle.entities import Artifact, Experiment, Metric, MetricHistory, Page, Run, RunInput
+from mlcycle.entities import (
+    Artifact,
+    ColumnSchema,
+    ContractVersion,
+    Dataset,
+    DatasetVersion,
+    Experiment,
+    Metric,
+    MetricHistory,
+    Page,
+    Run,
+    RunInput,
+)
+from mlcycle.errors import InvalidInputError, StoreError
 from mlcycle.types import UNSET, JSONValue, RunStatus, Unset
 
-__all__ = ["ArtifactStore", "TrackingStore"]
+__all__ = ["ArtifactStore", "DatasetStore", "TrackingStore"]
 
 
 class TrackingStore(abc.ABC):
@@ -157,3 +172,147 @@ class ArtifactStore(abc.ABC):
     def describe(self) -> dict[str, Any]:
         return {"kind": type(self).__name__}
 
+    # files a caller has hashed already (mlcycle.datasets.files) -----------------------------
+    # The defaults copy, so every store works; a local store overrides them to hardlink,
+    # which is what makes versioning a large folder cost a hash and no second write.
+
+    def adopt_file(
+        self,
+        path: str,
+        *,
+        digest: str,
+        size: int,
+        link: str = "auto",
+        mtime_ns: int | None = None,
+    ) -> str:
+        """Store a local file whose BLAKE3 *digest* the caller has just computed, without
+        hashing it again; returns how: ``"hardlink"``, ``"copy"`` or ``"exists"``.
+
+        *link* is ``"auto"`` (link where the store can, else copy), ``"hardlink"`` (link or
+        raise StoreError) or ``"copy"`` (always an independent copy). *mtime_ns*, the
+        modification time the file had when it was hashed, lets a store refuse a file that
+        changed since. This default cannot link: it copies through ``put_file``.
+        """
+        check_link_mode(link)
+        if link == "hardlink":
+            raise StoreError(
+                f"{type(self).__name__} cannot hardlink files; use link='auto' or 'copy'",
+                details={"link": link},
+            )
+        if self.exists(digest):
+            return "exists"
+        self.put_file(path, digest=digest)
+        return "copy"
+
+    def missing(self, digests: Iterable[str]) -> set[str]:
+        """The digests among *digests* that have no object (one existence check each here)."""
+        return {digest for digest in set(digests) if not self.exists(digest)}
+
+    def materialize_file(
+        self, digest: str, dest: str, *, link: str = "auto", executable: bool = False
+    ) -> str:
+        """Write the object *digest* at the local path *dest* (replacing a file there);
+        returns ``"hardlink"`` or ``"copy"``. A copy is checked against its digest on the way
+        (``get_file``). This default always copies."""
+        check_link_mode(link)
+        if link == "hardlink":
+            raise StoreError(
+                f"{type(self).__name__} cannot hardlink files; use link='auto' or 'copy'",
+                details={"link": link},
+            )
+        self.get_file(digest, dest)
+        if executable:
+            mode = stat.S_IMODE(os.stat(dest).st_mode)
+            os.chmod(dest, mode | ((mode & 0o444) >> 2))
+        return "copy"
+
+
+LINK_MODES = ("auto", "hardlink", "copy")
+
+
+def check_link_mode(link: str) -> None:
+    """Reject an unknown *link* value with the one wording every caller shares."""
+    if link not in LINK_MODES:
+        raise InvalidInputError(
+            f"The 'link' parameter must be one of {', '.join(map(repr, LINK_MODES))}. "
+            f"Got {link!r} instead.",
+            details={"field": "link"},
+        )
+
+
+
+class DatasetStore(abc.ABC):
+    """Metadata of datasets, their versions, contracts and segments (the bytes of snapshots,
+    manifests and profiles live in an ArtifactStore, addressed by digest)."""
+
+    @abc.abstractmethod
+    def create_dataset(
+        self, name: str, *, description: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> Dataset:
+        """A new dataset; DatasetAlreadyExists when the name is taken."""
+
+    @abc.abstractmethod
+    def find_dataset(self, name: str) -> Dataset | None: ...
+
+    def get_dataset(self, name: str) -> Dataset:
+        from mlcycle.errors import DatasetNotFound
+
+        found = self.find_dataset(name)
+        if found is None:
+            raise DatasetNotFound(f"no dataset named {name!r}", details={"dataset": name})
+        return found
+
+    @abc.abstractmethod
+    def list_datasets(self) -> list[Dataset]: ...
+
+    @abc.abstractmethod
+    def set_segments(self, name: str, segments: Mapping[str, str | None]) -> Dataset:
+        """Add or replace named segments (``name -> expression``); ``None`` removes one."""
+
+    @abc.abstractmethod
+    def create_version(
+        self,
+        dataset: str,
+        *,
+        kind: str,
+        digest: str,
+        num_rows: int | None,
+        num_bytes: int,
+        columns: Sequence[ColumnSchema] = (),
+        source: Mapping[str, Any] | None = None,
+        fingerprint: str | None = None,
+        profile_digest: str | None = None,
+        parents: Sequence[str] = (),
+        code_hash: str | None = None,
+        role: str = "data",
+        run_id: str | None = None,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> tuple[DatasetVersion, bool]:
+        """Record a version, creating the dataset on first use. Returns ``(version, created)``:
+        when the dataset already has a version with this digest, that one and ``False``."""
+
+    @abc.abstractmethod
+    def get_version(self, dataset: str, version: int) -> DatasetVersion: ...
+
+    @abc.abstractmethod
+    def find_version_by_digest(self, dataset: str, digest: str) -> DatasetVersion | None: ...
+
+    @abc.abstractmethod
+    def list_versions(self, dataset: str) -> list[DatasetVersion]:
+        """Every version of *dataset*, newest first."""
+
+    @abc.abstractmethod
+    def create_contract(
+        self, dataset: str, body: str, *, source_version: str | None = None
+    ) -> ContractVersion: ...
+
+    @abc.abstractmethod
+    def get_contract(self, dataset: str, version: int | None = None) -> ContractVersion:
+        """The contract version *version*, or the newest one."""
+
+    @abc.abstractmethod
+    def list_contracts(self, dataset: str) -> list[ContractVersion]: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

@@ -4,25 +4,41 @@ Objects live at ``<root>/objects/<first two hex digits>/<rest of the digest>``, 
 bytes are stored once however many runs log them. Local writes go to a temporary name and are
 renamed into place (readers never see half a file); object stores such as S3 make each PUT atomic
 themselves.
+
+Adopted files (``adopt_file``, used by ``mlcycle.datasets.files``) are hardlinked into
+``objects/`` on a local store: versioning costs one hash and no second write. A hardlinked
+object shares its inode with the user's file, so an in-place edit of that file would change the
+stored object too. Such objects are therefore made read-only (their write bits are cleared,
+which also makes the user's file read-only, like DVC's protected mode: an editor that saves by
+writing a new file and renaming it works, an in-place write fails), and every copy out of the
+store re-checks the digest (``get_file``), so a corrupted object is reported, never restored.
+The superuser ignores file modes; ``link="copy"`` always stores an independent copy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import stat
 import tempfile
+from collections.abc import Iterable
 from typing import IO, Any
 
 import fsspec
 from blake3 import blake3
 
-from mlcycle.errors import ArtifactNotFound, InvalidInputError, StoreError
-from mlcycle.store.base import ArtifactStore
+from mlcycle.errors import ArtifactNotFound, InvalidInputError, InvalidStateError, StoreError
+from mlcycle.store.base import ArtifactStore, check_link_mode
 
 __all__ = ["FsspecArtifactStore", "digest_bytes", "digest_file"]
 
 _DIGEST_RE = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
+_BIG_CHUNK = 16 << 20  # copies of large files hash each chunk on several threads
+_WRITE_BITS = 0o222
+_LIST_MIN = 16  # fewer wanted digests in a prefix folder than this: stat each
+_HEX_RUN_RE = re.compile(r"[0-9a-f]*")
 
 
 def digest_bytes(data: bytes) -> str:
@@ -144,3 +160,203 @@ class FsspecArtifactStore(ArtifactStore):
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "fsspec", "url": self.url}
+
+    # files hashed by the caller -------------------------------------------------------------
+
+    def adopt_file(
+        self,
+        path: str,
+        *,
+        digest: str,
+        size: int,
+        link: str = "auto",
+        mtime_ns: int | None = None,
+    ) -> str:
+        """Hardlink (local store, same filesystem) or copy a file the caller has hashed.
+
+        ``"auto"`` falls back to a copy when the store is on another filesystem, the
+        filesystem refuses links, or the file cannot be made read-only (not its owner). A
+        copy is hashed on the way and must match *digest*, so a file edited after it was
+        hashed is refused rather than stored under a wrong name.
+        """
+        check_link_mode(link)
+        if not self._local:
+            return super().adopt_file(path, digest=digest, size=size, link=link, mtime_ns=mtime_ns)
+        target = self._path(digest)
+        if link != "copy":
+            how = self._link_in(
+                path, target, size=size, mtime_ns=mtime_ns, strict=link == "hardlink"
+            )
+            if how is not None:
+                return how
+        return self._copy_in(path, target, digest=digest, size=size)
+
+    def _link_in(
+        self, path: str, target: str, *, size: int, mtime_ns: int | None, strict: bool
+    ) -> str | None:
+        """``"hardlink"`` or ``"exists"``; ``None`` when linking is not possible here."""
+        try:
+            try:
+                os.link(path, target)
+            except FileNotFoundError:
+                if not os.path.exists(path):
+                    raise
+                # Only the prefix folder is missing: trying first spares a mkdir per file.
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                os.link(path, target)
+        except FileExistsError:
+            return "exists"
+        except FileNotFoundError:
+            raise InvalidStateError(
+                f"{path} disappeared while it was being versioned", details={"path": path}
+            ) from None
+        except OSError as exc:
+            if strict:
+                raise StoreError(
+                    f"could not hardlink {path} into the artifact store: {exc}",
+                    details={"path": path},
+                ) from exc
+            return None
+        try:
+            st = os.stat(target)
+            mode = stat.S_IMODE(st.st_mode)
+            if mode & _WRITE_BITS:
+                os.chmod(target, mode & ~_WRITE_BITS)
+        except OSError as exc:  # not the owner: an unprotected link is worse than a copy
+            with contextlib.suppress(OSError):
+                os.unlink(target)
+            if strict:
+                raise StoreError(
+                    f"could not make {path} read-only after linking it: {exc}",
+                    details={"path": path},
+                ) from exc
+            return None
+        # Checked after the chmod: a write that slipped in before it shows in the mtime.
+        if st.st_size != size or (mtime_ns is not None and st.st_mtime_ns != mtime_ns):
+            with contextlib.suppress(OSError):
+                os.unlink(target)
+            raise InvalidStateError(
+                f"{path} changed after it was hashed; version it again",
+                details={"path": path},
+            )
+        return "hardlink"
+
+    def _copy_in(self, path: str, target: str, *, digest: str, size: int) -> str:
+        if os.path.exists(target):
+            return "exists"
+        directory = os.path.dirname(target)
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".incoming-")
+        try:
+            hasher = blake3(max_threads=blake3.AUTO) if size >= _BIG_CHUNK else blake3()
+            chunk_size = _BIG_CHUNK if size >= _BIG_CHUNK else _CHUNK
+            copied = 0
+            with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
+                while chunk := src.read(chunk_size):
+                    hasher.update(chunk)
+                    out.write(chunk)
+                    copied += len(chunk)
+            if copied != size or hasher.hexdigest() != digest:
+                raise InvalidStateError(
+                    f"{path} changed after it was hashed; version it again",
+                    details={"path": path},
+                )
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, target)
+        except FileNotFoundError:
+            raise InvalidStateError(
+                f"{path} disappeared while it was being versioned", details={"path": path}
+            ) from None
+        except OSError as exc:
+            raise StoreError(f"could not store artifact {digest}: {exc}") from exc
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return "copy"
+
+    def missing(self, digests: Iterable[str]) -> set[str]:
+        """On a local store, per prefix folder: list it when that is cheaper than one ``stat``
+        per digest, else ``stat`` (fsspec's ``exists`` costs ~10 µs a call, a ``stat`` ~7 µs,
+        a name in a listing ~2 µs). A folder's size in bytes (~64-170 per entry on ext4 and
+        xfs) estimates its entries without reading it; a wrong guess only costs time.
+        """
+        if not self._local:
+            return super().missing(digests)
+        wanted = set(digests)
+        if not (set(map(len, wanted)) <= {64} and _HEX_RUN_RE.fullmatch("".join(wanted))):
+            for digest in wanted:
+                self._path(digest)  # raises, naming the bad one
+        by_prefix: dict[str, list[str]] = {}
+        for digest in wanted:
+            by_prefix.setdefault(digest[:2], []).append(digest)
+        absent: set[str] = set()
+        for prefix, group in by_prefix.items():
+            folder = f"{self.root}/objects/{prefix}"
+            if len(group) >= _LIST_MIN:
+                try:
+                    estimate = os.stat(folder).st_size // 64
+                except FileNotFoundError:
+                    absent.update(group)
+                    continue
+                if estimate <= 3 * len(group):
+                    names = set(os.listdir(folder))
+                    absent.update(digest for digest in group if digest[2:] not in names)
+                    continue
+            exists = os.path.exists
+            absent.update(digest for digest in group if not exists(f"{folder}/{digest[2:]}"))
+        return absent
+
+    def materialize_file(
+        self, digest: str, dest: str, *, link: str = "auto", executable: bool = False
+    ) -> str:
+        """Hardlink the object at *dest* when the store is local and the object's executable
+        bit is the one wanted (a link cannot have a mode of its own); otherwise copy it and
+        check its digest. The object is made read-only before it is shared."""
+        check_link_mode(link)
+        if self._local and link != "copy":
+            obj = self._path(digest)
+            try:
+                st = os.stat(obj)
+            except FileNotFoundError:
+                raise ArtifactNotFound(
+                    f"no artifact object with digest {digest}", details={"digest": digest}
+                ) from None
+            mode = stat.S_IMODE(st.st_mode)
+            if bool(mode & 0o100) == executable:
+                try:
+                    if mode & _WRITE_BITS:
+                        os.chmod(obj, mode & ~_WRITE_BITS)
+                    _link_replacing(obj, dest)
+                    return "hardlink"
+                except OSError as exc:
+                    if link == "hardlink":
+                        raise StoreError(
+                            f"could not hardlink object {digest} to {dest}: {exc}",
+                            details={"digest": digest, "dest": dest},
+                        ) from exc
+            elif link == "hardlink":
+                raise StoreError(
+                    f"cannot hardlink object {digest} to {dest}: the object's executable bit "
+                    "differs from the one wanted; use link='auto' or 'copy'",
+                    details={"digest": digest, "dest": dest},
+                )
+        return super().materialize_file(digest, dest, link="copy", executable=executable)
+
+
+def _link_replacing(src: str, dest: str) -> None:
+    """Hardlink *src* at *dest*; an existing *dest* is replaced atomically."""
+    try:
+        os.link(src, dest)
+        return
+    except FileExistsError:
+        pass
+    tmp = f"{dest}.mlcycle-link"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    os.link(src, tmp)
+    try:
+        os.replace(tmp, dest)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
