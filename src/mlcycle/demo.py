@@ -1,10 +1,15 @@
-"""The main job, for now: real tracked training runs on a bundled dataset, then the run table.
+"""The main job, for now: versioned data, tracked training runs, then the run table.
 
-``make demo`` runs ``python -m mlcycle.demo``: a small hyperparameter sweep of gradient-boosted and
-linear classifiers on scikit-learn's breast-cancer data (569 tumours, 30 features). Each candidate
-is a nested run with its params, a per-epoch validation curve, test metrics, a confusion matrix and
-the fitted model; the parent run records the winner. The store is the embedded default
-(``./.mlcycle``) unless ``MLCYCLE_TRACKING_URI`` says otherwise.
+``make demo`` runs ``python -m mlcycle.demo`` on scikit-learn's breast-cancer data (569 tumours,
+30 features). The data goes through the data stage first: ingested as a versioned snapshot with
+its profile, a contract inferred from it, validated per segment (large and small tumours), then
+prepared by a declarative spec (duplicates dropped, contract breakers quarantined, a stratified
+train/validation/test split, features scaled by a scikit-learn transformer fitted on train only),
+each split recorded as its own version with the input as parent. Then a small hyperparameter
+sweep of gradient-boosted and linear classifiers: each candidate is a nested run with its params,
+a per-epoch validation curve, test metrics, a confusion matrix and the fitted model (transformer
+included); the parent run records the winner and every dataset version it read. The store is the
+embedded default (``./.mlcycle``) unless ``MLCYCLE_TRACKING_URI`` says otherwise.
 """
 
 from __future__ import annotations
@@ -20,6 +25,51 @@ from rich.table import Table
 import mlcycle as mc
 
 EXPERIMENT = "breast-cancer"
+DATASET = "breast-cancer"
+
+#: How raw rows become training data; stored with the versions it makes (its digest is their
+#: code hash).
+PREPARE = {
+    "target": "target",
+    "steps": [{"op": "drop_duplicates"}],
+    "features": [{"op": "scale", "columns": "__features__", "method": "standard"}],
+    "split": {"method": "stratified", "column": "target", "test": 0.25, "validation": 0.15,
+              "seed": 0},
+}
+SEGMENTS = {"large": '"mean radius" >= 15', "small": '"mean radius" < 15'}
+
+
+def _prepare_data(console: Console) -> tuple[object, ...]:
+    """Ingest, check and prepare the data; returns the prepared splits, as arrays."""
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame
+    raw = mc.data.ingest(DATASET, frame, description="scikit-learn's breast-cancer data")
+    client = mc.get_client()
+    try:
+        contract = client.data.get_contract(DATASET)
+    except mc.errors.NotFoundError:
+        contract = mc.data.infer_contract(raw.ref)
+    mc.data.set_segments(DATASET, SEGMENTS)
+    report = mc.data.validate(raw.ref)
+    console.print(f"data: [bold]{raw.ref}[/] ({raw.num_rows} rows, digest {raw.digest[:12]}); "
+                  f"contract: {sum(c.passed for c in report.checks)}/{len(report.checks)} "
+                  f"checks pass; segments: "
+                  + ", ".join(f"{k} {v['rows']}" for k, v in report.segments.items()))
+    features = [c for c in frame.columns if c != "target"]
+    spec = {**PREPARE, "steps": [*PREPARE["steps"],
+                                 {"op": "contract", "contract": contract.to_dict(),
+                                  "action": "quarantine"}],
+            "features": [{**PREPARE["features"][0], "columns": features}]}
+    out = mc.data.prepare(raw.ref, spec)
+    prepared = out.prepared
+    console.print("prepared: " + ", ".join(f"{k} {v.ref} ({v.num_rows})"
+                                            for k, v in out.versions.items()))
+    return (prepared.transformer,
+            prepared.X("train", transformed=True).to_numpy(), prepared.y("train").to_numpy(),
+            prepared.X("validation", transformed=True).to_numpy(),
+            prepared.y("validation").to_numpy(),
+            prepared.X("test", transformed=True).to_numpy(), prepared.y("test").to_numpy())
 
 
 def _train_sgd(run: mc.ActiveRun, X_tr, y_tr, X_va, y_va, *, alpha: float, epochs: int):
@@ -55,20 +105,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fast", action="store_true", help="a smaller sweep")
     args = parser.parse_args(argv)
 
-    from sklearn.datasets import load_breast_cancer
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, roc_auc_score
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.pipeline import make_pipeline
 
     console = Console()
     client = mc.get_client()
     console.print(f"[bold]mlcycle demo[/] — tracking to [cyan]{client.tracking_uri}[/]")
-    X, y = load_breast_cancer(return_X_y=True)
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
-    X_tr, X_va, y_tr, y_va = train_test_split(X_tr, y_tr, test_size=0.2, random_state=0,
-                                              stratify=y_tr)
-    scaler = StandardScaler().fit(X_tr)
-    X_tr, X_va, X_te = scaler.transform(X_tr), scaler.transform(X_va), scaler.transform(X_te)
 
     candidates: list[tuple[str, dict[str, float | int]]] = [
         ("sgd", {"alpha": a, "epochs": 30}) for a in ((1e-4, 1e-2) if args.fast
@@ -79,8 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     ]
     started = time.perf_counter()
     mc.set_experiment(EXPERIMENT)
-    with mc.start_run(name="sweep", tags={"dataset": "sklearn.breast_cancer"}) as sweep:
-        sweep.log_input("sklearn.breast_cancer", "1", context={"rows": len(X), "split": "75/25"})
+    with mc.start_run(name="sweep", tags={"dataset": DATASET}) as sweep:
+        transformer, X_tr, y_tr, X_va, y_va, X_te, y_te = _prepare_data(console)
         best: tuple[float, str, str] | None = None
         with console.status("training") as status:
             for kind, params in candidates:
@@ -100,7 +142,10 @@ def main(argv: list[str] | None = None) -> None:
                     run.log_metrics({"test_accuracy": accuracy_score(y_te, pred),
                                      "test_f1": f1_score(y_te, pred), "test_auc": auc})
                     run.log_result("confusion_matrix", confusion_matrix(y_te, pred).tolist())
-                    run.log_bytes(pickle.dumps(model), "model/model.pkl")
+                    # The fitted feature transformer travels with the model: serving applies
+                    # exactly what training did.
+                    run.log_bytes(pickle.dumps(make_pipeline(transformer, model)),
+                                  "model/model.pkl")
                 if best is None or auc > best[0]:
                     best = (auc, run.run_id, run.name)
         assert best is not None
@@ -129,6 +174,9 @@ def main(argv: list[str] | None = None) -> None:
         f"  .venv/bin/mlcycle runs list --experiment {EXPERIMENT}\n"
         f"  .venv/bin/mlcycle runs show {best[1]}\n"
         f"  .venv/bin/mlcycle runs compare {' '.join(r.run_id for r in page.items[:2])}\n"
+        f"  .venv/bin/mlcycle data show {DATASET}\n"
+        f"  .venv/bin/mlcycle data profile {DATASET}@v1\n"
+        f"  .venv/bin/mlcycle data validate {DATASET}@v1 --html report.html\n"
         "  .venv/bin/mlcycle server   # REST API and OpenAPI docs on http://127.0.0.1:8080/docs",
         soft_wrap=True,
     )

@@ -23,3 +23,13 @@ def test_demo_fast_tracks_real_runs(tmp_path: Path) -> None:
     assert best.parent_run_id == sweep.run_id
     assert best.metrics["test_auc"] == sweep.metrics["best_test_auc"]
     assert [a.path for a in client.list_artifacts(best.run_id, "model")] == ["model/model.pkl"]
+    # The data went through the data stage, and the sweep records what it read and made.
+    data = client.data
+    raw = data.get_version("breast-cancer@v1")
+    assert raw.num_rows == 569 and raw.profile_digest
+    train = data.get_version("breast-cancer.train")
+    assert train.parents == ("breast-cancer@v1",) and train.code_hash
+    inputs = {(i.dataset, i.version) for i in client.get_run(sweep.run_id).inputs}
+    assert {("breast-cancer", "v1"), ("breast-cancer.train", "v1"),
+            ("breast-cancer.test", "v1")} <= inputs
+    assert data.get_dataset("breast-cancer").segments.keys() == {"large", "small"}
