@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import pickle
 import time
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -29,7 +30,7 @@ DATASET = "breast-cancer"
 
 #: How raw rows become training data; stored with the versions it makes (its digest is their
 #: code hash).
-PREPARE = {
+PREPARE: dict[str, Any] = {
     "target": "target",
     "steps": [{"op": "drop_duplicates"}],
     "features": [{"op": "scale", "columns": "__features__", "method": "standard"}],
