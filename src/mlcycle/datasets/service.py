@@ -19,6 +19,7 @@ How a re-ingest decides that nothing changed, cheapest first:
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import inspect
 import os
@@ -29,7 +30,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from mlcycle.datasets.snapshot import Snapshot, read_snapshot, write_snapshot
+from mlcycle.datasets.snapshot import Snapshot, canonical, read_snapshot, write_snapshot
 from mlcycle.datasets.sources import Progress, as_source, to_arrow
 from mlcycle.entities import ContractVersion, Dataset, DatasetVersion, RunInput
 from mlcycle.errors import (
@@ -216,12 +217,19 @@ class DataService:
         if table.num_columns == 0:
             raise InvalidInputError(f"dataset {name!r}: a version needs at least one column",
                                     details={"dataset": name})
-        snap: Snapshot = write_snapshot(table, self.artifacts, scratch=self._scratch())
-        existing = self.store.find_version_by_digest(name, snap.digest)
-        profile_digest = existing.profile_digest if existing is not None else None
-        if profile_digest is None:
-            profile = profile_table(table)
-            profile_digest, _ = self.artifacts.put_bytes(profile.to_json())
+        # One canonical table feeds both the snapshot and the profile, and they run side by
+        # side: the Parquet writer and the profiler's numpy and Arrow kernels release the GIL.
+        table = canonical(table)
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mlcycle-profile") \
+                as pool:
+            profiling = pool.submit(profile_table, table)
+            snap: Snapshot = write_snapshot(table, self.artifacts, scratch=self._scratch())
+            existing = self.store.find_version_by_digest(name, snap.digest)
+            profile_digest = existing.profile_digest if existing is not None else None
+            if profile_digest is None:
+                profile_digest, _ = self.artifacts.put_bytes(profiling.result().to_json())
+            else:
+                profiling.cancel()
         version, _created = self.store.create_version(
             name, kind="table", digest=snap.digest, num_rows=snap.num_rows,
             num_bytes=snap.size, columns=snap.columns, source=source, fingerprint=fingerprint,
