@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test check bench bench-tracking venv clean postgres
+.PHONY: demo test check bench bench-tracking bench-data venv clean postgres
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,19 +31,21 @@ check: $(STAMP)
 	$(VENV)/bin/mypy src
 	$(VENV)/bin/lint-imports
 
-bench: bench-tracking
+bench: bench-tracking bench-data
 
 # Each peer gets its own virtual environment, so no peer's pins constrain mlcycle's.
-MLFLOW_STAMP := bench/.venvs/mlflow/.installed
-
-$(MLFLOW_STAMP): bench/requirements-mlflow.txt
-	@test -x bench/.venvs/mlflow/bin/python || $(PYTHON) -m venv bench/.venvs/mlflow
-	@bench/.venvs/mlflow/bin/pip install --quiet --upgrade pip
-	@bench/.venvs/mlflow/bin/pip install --quiet -r $<
+bench/.venvs/%/.installed: bench/requirements-%.txt
+	@test -x bench/.venvs/$*/bin/python || $(PYTHON) -m venv bench/.venvs/$*
+	@bench/.venvs/$*/bin/pip install --quiet --upgrade pip
+	@bench/.venvs/$*/bin/pip install --quiet -r $<
 	@touch $@
 
-bench-tracking: $(STAMP) $(MLFLOW_STAMP)
+bench-tracking: $(STAMP) bench/.venvs/mlflow/.installed
 	@$(PY) bench/tracking.py $(BENCH_ARGS)
+
+bench-data: $(STAMP) bench/.venvs/dvc/.installed bench/.venvs/pandera/.installed \
+		bench/.venvs/gx/.installed
+	@$(PY) bench/data.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mlcycle .pytest_cache .mypy_cache .ruff_cache
