@@ -52,3 +52,28 @@ def test_runs_store_artifacts_in_s3(s3_endpoint: str, tmp_path: Path) -> None:
     out = client.download_artifacts(run.run_id, "copy", tmp_path / "dl")
     assert (out / "model.bin").read_bytes() == model.read_bytes()
     client.close()
+
+
+def test_datasets_read_from_and_snapshot_to_s3(s3_endpoint: str, tmp_path: Path) -> None:
+    """An s3:// source is read through fsspec, and the snapshot lands in an S3 artifact store."""
+    import pandas as pd
+
+    options = {"key": "k", "secret": "s",
+               "client_kwargs": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}}
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
+                      aws_access_key_id="k", aws_secret_access_key="s")
+    frame = pd.DataFrame({"id": range(100), "city": ["Oslo", "Lima"] * 50})
+    s3.put_object(Bucket="mlcycle-test", Key="raw/cities.csv",
+                  Body=frame.to_csv(index=False).encode())
+    settings = Settings(home=tmp_path, artifact_uri="s3://mlcycle-test/datasets",
+                        artifact_options=options)
+    client = mc.Client(settings=settings)
+    v = client.data.ingest("cities", "s3://mlcycle-test/raw/cities.csv", storage_options=options)
+    assert v.num_rows == 100 and v.source["path"] == "s3://mlcycle-test/raw/cities.csv"
+    assert client.data.ingest("cities", "s3://mlcycle-test/raw/cities.csv",
+                              storage_options=options).version == 1
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="mlcycle-test",
+                                                 Prefix="datasets/")["Contents"]}
+    assert f"datasets/objects/{v.digest[:2]}/{v.digest[2:]}" in keys
+    assert client.data.load("cities@v1", format="pandas").equals(frame)
+    client.close()
