@@ -25,7 +25,7 @@ from mlcycle.entities import (
     Run,
     RunInput,
 )
-from mlcycle.errors import InvalidInputError, StoreError
+from mlcycle.errors import InvalidInputError, InvalidStateError, StoreError
 from mlcycle.types import UNSET, JSONValue, RunStatus, Unset
 
 __all__ = ["ArtifactStore", "DatasetStore", "TrackingStore"]
@@ -191,7 +191,9 @@ class ArtifactStore(abc.ABC):
         *link* is ``"auto"`` (link where the store can, else copy), ``"hardlink"`` (link or
         raise StoreError) or ``"copy"`` (always an independent copy). *mtime_ns*, the
         modification time the file had when it was hashed, lets a store refuse a file that
-        changed since. This default cannot link: it copies through ``put_file``.
+        changed since. This default cannot link: it copies through ``put_file``, which hashes
+        the file again (a remote store's upload costs far more) so that a file edited since it
+        was hashed is refused rather than stored under a digest that is not its own.
         """
         check_link_mode(link)
         if link == "hardlink":
@@ -201,7 +203,11 @@ class ArtifactStore(abc.ABC):
             )
         if self.exists(digest):
             return "exists"
-        self.put_file(path, digest=digest)
+        stored, _ = self.put_file(path)
+        if stored != digest:
+            raise InvalidStateError(
+                f"{path} changed after it was hashed; version it again", details={"path": path}
+            )
         return "copy"
 
     def missing(self, digests: Iterable[str]) -> set[str]:

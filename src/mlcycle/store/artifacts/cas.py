@@ -38,7 +38,6 @@ _CHUNK = 1 << 20
 _BIG_CHUNK = 16 << 20  # copies of large files hash each chunk on several threads
 _WRITE_BITS = 0o222
 _LIST_MIN = 16  # fewer wanted digests in a prefix folder than this: stat each
-_HEX_RUN_RE = re.compile(r"[0-9a-f]*")
 
 
 def digest_bytes(data: bytes) -> str:
@@ -234,6 +233,7 @@ class FsspecArtifactStore(ArtifactStore):
         # Checked after the chmod: a write that slipped in before it shows in the mtime.
         if st.st_size != size or (mtime_ns is not None and st.st_mtime_ns != mtime_ns):
             with contextlib.suppress(OSError):
+                os.chmod(target, mode)  # the user's file as it was
                 os.unlink(target)
             raise InvalidStateError(
                 f"{path} changed after it was hashed; version it again",
@@ -275,23 +275,38 @@ class FsspecArtifactStore(ArtifactStore):
         return "copy"
 
     def missing(self, digests: Iterable[str]) -> set[str]:
-        """On a local store, per prefix folder: list it when that is cheaper than one ``stat``
-        per digest, else ``stat`` (fsspec's ``exists`` costs ~10 µs a call, a ``stat`` ~7 µs,
-        a name in a listing ~2 µs). A folder's size in bytes (~64-170 per entry on ext4 and
-        xfs) estimates its entries without reading it; a wrong guess only costs time.
+        """On a local store, the cheapest of: one listing of the whole store (asked about
+        most of it, as a re-snapshot of a big folder is), a listing per prefix folder, or one
+        ``stat`` per digest (fsspec's ``exists`` costs ~10 µs a call, a ``stat`` ~7 µs, a name
+        in a listing ~2 µs). A folder's size in bytes (~64-170 per entry on ext4 and xfs)
+        estimates its entries without reading it; a wrong guess only costs time.
         """
         if not self._local:
             return super().missing(digests)
         wanted = set(digests)
-        if not (set(map(len, wanted)) <= {64} and _HEX_RUN_RE.fullmatch("".join(wanted))):
+        if not _all_hex_digests(wanted):
             for digest in wanted:
                 self._path(digest)  # raises, naming the bad one
+        objects = self._objects_dir()
+        if len(wanted) >= 64 * _LIST_MIN:
+            # Many digests: when the whole store is not much bigger, one listing of it and a
+            # set difference beat any per-digest work.
+            try:
+                prefixes = [p for p in os.listdir(objects) if len(p) == 2]
+                estimate = sum(os.stat(f"{objects}/{p}").st_size for p in prefixes) // 64
+            except FileNotFoundError:
+                return wanted
+            if estimate <= 3 * len(wanted):
+                present: set[str] = set()
+                for p in prefixes:
+                    present.update([p + name for name in os.listdir(f"{objects}/{p}")])
+                return wanted - present
         by_prefix: dict[str, list[str]] = {}
         for digest in wanted:
             by_prefix.setdefault(digest[:2], []).append(digest)
         absent: set[str] = set()
         for prefix, group in by_prefix.items():
-            folder = f"{self.root}/objects/{prefix}"
+            folder = f"{objects}/{prefix}"
             if len(group) >= _LIST_MIN:
                 try:
                     estimate = os.stat(folder).st_size // 64
@@ -341,6 +356,17 @@ class FsspecArtifactStore(ArtifactStore):
                     details={"digest": digest, "dest": dest},
                 )
         return super().materialize_file(digest, dest, link="copy", executable=executable)
+
+
+def _all_hex_digests(digests: set[str]) -> bool:
+    """Whether every string is 64 lowercase hex digits, in C-speed passes over all of them."""
+    if not set(map(len, digests)) <= {64}:
+        return False
+    try:
+        joined = "".join(digests).encode("ascii")
+    except UnicodeEncodeError:
+        return False
+    return not joined.translate(None, b"0123456789abcdef")
 
 
 def _link_replacing(src: str, dest: str) -> None:
