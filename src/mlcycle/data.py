@@ -17,10 +17,9 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mlcycle.datasets.sources import FileSource, FrameSource, HttpSource, SqlSource
-
 if TYPE_CHECKING:
     from mlcycle.datasets.service import DataService, DatasetDiff, PreparedVersions
+    from mlcycle.datasets.sources import FileSource, FrameSource, HttpSource, SqlSource
     from mlcycle.entities import ContractVersion, Dataset, DatasetVersion
 
 __all__ = [
@@ -43,6 +42,18 @@ __all__ = [
     "set_segments",
     "validate",
 ]
+
+
+_SOURCES = ("FileSource", "FrameSource", "HttpSource", "SqlSource")
+
+
+def __getattr__(name: str) -> Any:
+    # The source classes load pyarrow; importing mlcycle should not pay for that up front.
+    if name in _SOURCES:
+        from mlcycle.datasets import sources
+
+        return getattr(sources, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _service() -> DataService:
