@@ -30,7 +30,8 @@ from mlcycle.entities import (
     now_ms,
 )
 from mlcycle.errors import ExperimentNotFound, InvalidInputError, InvalidStateError
-from mlcycle.store.base import ArtifactStore, DatasetStore, TrackingStore
+from mlcycle.registry.service import RegistryService
+from mlcycle.store.base import ArtifactStore, DatasetStore, ModelRegistryStore, TrackingStore
 from mlcycle.tracking import validation as v
 from mlcycle.tracking.compare import RunComparison
 from mlcycle.tracking.service import TrackingService
@@ -38,7 +39,14 @@ from mlcycle.tracking.system import capture
 from mlcycle.tracking.writer import MetricWriter
 from mlcycle.types import RunStatus
 
-__all__ = ["ActiveRun", "Client", "active_run", "open_dataset_store", "open_stores"]
+__all__ = [
+    "ActiveRun",
+    "Client",
+    "active_run",
+    "open_dataset_store",
+    "open_registry_store",
+    "open_stores",
+]
 
 _active: contextvars.ContextVar[tuple[ActiveRun, ...]] = contextvars.ContextVar(
     "mlcycle_active_runs", default=()
@@ -95,6 +103,23 @@ def open_dataset_store(tracking: TrackingStore) -> DatasetStore:
     raise InvalidStateError(f"no dataset store goes with {type(tracking).__name__}")
 
 
+def open_registry_store(tracking: TrackingStore) -> ModelRegistryStore:
+    """The model registry beside a tracking store: the same database, or the same server."""
+    from mlcycle.store.sql import SqlTrackingStore
+
+    if isinstance(tracking, SqlTrackingStore):
+        from mlcycle.store.sql.registry import SqlModelRegistryStore
+
+        return SqlModelRegistryStore(tracking.engine)
+    from mlcycle.store.rest import RestTrackingStore
+
+    if isinstance(tracking, RestTrackingStore):
+        from mlcycle.store.rest.registry import RestModelRegistryStore
+
+        return RestModelRegistryStore(tracking.http)
+    raise InvalidStateError(f"no model registry goes with {type(tracking).__name__}")
+
+
 class Client:
     """``Client()`` reads ``MLCYCLE_*`` settings; ``Client("http://host:8080")`` talks to a server.
 
@@ -119,6 +144,7 @@ class Client:
             store, interval=self.settings.flush_interval, batch=self.settings.flush_batch
         )
         self._data: DataService | None = None
+        self._registry: RegistryService | None = None
 
     @property
     def data(self) -> DataService:
@@ -129,6 +155,14 @@ class Client:
                 open_dataset_store(self.service.store), self.service.artifacts,
                 self.service.store, cache_dir=str(self.settings.home / "cache"))
         return self._data
+
+    @property
+    def registry(self) -> RegistryService:
+        """The model registry on this client's stores; lineage comes from its runs."""
+        if self._registry is None:
+            self._registry = RegistryService(open_registry_store(self.service.store),
+                                             self.service.store)
+        return self._registry
 
     def close(self) -> None:
         self.writer.close()

@@ -9,10 +9,14 @@
     │   ├── ArtifactNotFound        artifact_not_found
     │   ├── DatasetNotFound         dataset_not_found
     │   ├── DatasetVersionNotFound  dataset_version_not_found
-    │   └── ContractNotFound        contract_not_found
+    │   ├── ContractNotFound        contract_not_found
+    │   ├── ModelNotFound           model_not_found
+    │   ├── ModelVersionNotFound    model_version_not_found
+    │   └── ModelAliasNotFound      model_alias_not_found
     ├── AlreadyExistsError          already_exists       409
     │   ├── ExperimentAlreadyExists experiment_already_exists
-    │   └── DatasetAlreadyExists    dataset_already_exists
+    │   ├── DatasetAlreadyExists    dataset_already_exists
+    │   └── ModelAlreadyExists      model_already_exists
     ├── InvalidInputError           invalid_input        400
     │   ├── InvalidFilter           invalid_filter
     │   └── SourceError             source_error         (a data source unreadable or malformed)
@@ -48,6 +52,10 @@ __all__ = [
     "InvalidInputError",
     "InvalidStateError",
     "MlcycleError",
+    "ModelAliasNotFound",
+    "ModelAlreadyExists",
+    "ModelNotFound",
+    "ModelVersionNotFound",
     "NotFoundError",
     "PermissionDenied",
     "PipelineError",
@@ -111,6 +119,23 @@ class ContractNotFound(NotFoundError):
     headline = "Contract not found"
 
 
+class ModelNotFound(NotFoundError):
+    code = "model_not_found"
+    headline = "Model not found"
+
+
+class ModelVersionNotFound(NotFoundError):
+    code = "model_version_not_found"
+    headline = "Model version not found"
+
+
+class ModelAliasNotFound(NotFoundError):
+    """``details`` holds ``model`` and ``alias``, and ``aliases``: the ones the model has."""
+
+    code = "model_alias_not_found"
+    headline = "Model alias not found"
+
+
 class AlreadyExistsError(MlcycleError):
     code = "already_exists"
     headline = "Already exists"
@@ -125,6 +150,11 @@ class ExperimentAlreadyExists(AlreadyExistsError):
 class DatasetAlreadyExists(AlreadyExistsError):
     code = "dataset_already_exists"
     headline = "Dataset already exists"
+
+
+class ModelAlreadyExists(AlreadyExistsError):
+    code = "model_already_exists"
+    headline = "Model already exists"
 
 
 class InvalidInputError(MlcycleError):

@@ -20,9 +20,10 @@ from mlcycle.errors import InvalidInputError
 from mlcycle.server.api import api_router, health
 from mlcycle.server.auth import TokenPolicy
 from mlcycle.server.errors import install_error_handlers
-from mlcycle.store.base import ArtifactStore, DatasetStore, TrackingStore
+from mlcycle.store.base import ArtifactStore, DatasetStore, ModelRegistryStore, TrackingStore
 from mlcycle.store.sql import SqlTrackingStore
 from mlcycle.store.sql.datasets import SqlDatasetStore
+from mlcycle.store.sql.registry import SqlModelRegistryStore
 from mlcycle.tracking.service import TrackingService
 
 __all__ = ["app_from_env", "create_app"]
@@ -33,11 +34,13 @@ def create_app(
     *,
     stores: tuple[TrackingStore, ArtifactStore] | None = None,
     datasets: DatasetStore | None = None,
+    registry: ModelRegistryStore | None = None,
 ) -> FastAPI:
     """The server's app over *stores*, or over the SQL and artifact stores that *settings* name.
 
     Datasets are kept by *datasets*, or by default in the tracking store's database (without a
-    SQL tracking store and no *datasets*, the dataset routes answer ``invalid_state``).
+    SQL tracking store and no *datasets*, the dataset routes answer ``invalid_state``); the
+    model registry likewise by *registry*, or in the tracking store's database.
     Stores handed in belong to the caller, who closes them; stores opened here are closed when
     the app shuts down.
     """
@@ -46,6 +49,8 @@ def create_app(
     if datasets is None and isinstance(tracking, SqlTrackingStore):
         # Shares the tracking store's engine, so closing the tracking store is enough.
         datasets = SqlDatasetStore(tracking.engine)
+    if registry is None and isinstance(tracking, SqlTrackingStore):
+        registry = SqlModelRegistryStore(tracking.engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,6 +67,7 @@ def create_app(
     app.state.settings = settings
     app.state.service = TrackingService(tracking, artifacts)
     app.state.datasets = datasets
+    app.state.registry = registry
     app.state.tokens = TokenPolicy.from_settings(settings)
     install_error_handlers(app)
     app.include_router(health.router)

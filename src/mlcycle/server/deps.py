@@ -1,5 +1,5 @@
-"""What the routes depend on: the tracking service, the dataset store, the access check, a fast
-JSON body.
+"""What the routes depend on: the tracking service, the dataset and registry stores, the access
+check, a fast JSON body.
 
 These run on the event loop (``async def``, no I/O beyond reading the request) so that the
 route itself is the one hop into the thread pool, where the synchronous stores run.
@@ -14,10 +14,10 @@ from fastapi import Depends, Request
 
 from mlcycle.errors import InvalidInputError, InvalidStateError
 from mlcycle.server.auth import TokenPolicy
-from mlcycle.store.base import DatasetStore
+from mlcycle.store.base import DatasetStore, ModelRegistryStore
 from mlcycle.tracking.service import TrackingService
 
-__all__ = ["READ_ONLY", "Datasets", "RawJSON", "Service", "authorize"]
+__all__ = ["READ_ONLY", "Datasets", "RawJSON", "Registry", "Service", "authorize"]
 
 #: ``openapi_extra`` of a POST route that only reads (a search, whose body is too big for a
 #: query string), so that read-only tokens may call it. Every method other than GET and HEAD
@@ -42,6 +42,17 @@ async def get_datasets(request: Request) -> DatasetStore:
 
 
 Datasets = Annotated[DatasetStore, Depends(get_datasets)]
+
+
+async def get_registry(request: Request) -> ModelRegistryStore:
+    store: ModelRegistryStore | None = request.app.state.registry
+    if store is None:
+        raise InvalidStateError("this server keeps no model registry: its tracking store is not "
+                                "a SQL store and no registry store was handed to create_app")
+    return store
+
+
+Registry = Annotated[ModelRegistryStore, Depends(get_registry)]
 
 
 async def authorize(request: Request) -> None:

@@ -21,14 +21,17 @@ from mlcycle.entities import (
     Experiment,
     Metric,
     MetricHistory,
+    ModelEvent,
+    ModelVersion,
     Page,
+    RegisteredModel,
     Run,
     RunInput,
 )
 from mlcycle.errors import InvalidInputError, InvalidStateError, StoreError
 from mlcycle.types import UNSET, JSONValue, RunStatus, Unset
 
-__all__ = ["ArtifactStore", "DatasetStore", "TrackingStore"]
+__all__ = ["ArtifactStore", "DatasetStore", "ModelRegistryStore", "TrackingStore"]
 
 
 class TrackingStore(abc.ABC):
@@ -319,6 +322,143 @@ class DatasetStore(abc.ABC):
 
     @abc.abstractmethod
     def list_contracts(self, dataset: str) -> list[ContractVersion]: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+class ModelRegistryStore(abc.ABC):
+    """Registered models, their numbered versions, aliases and the events that changed them.
+
+    Every write takes the *actor* who made it, and stores the change and its event in one
+    transaction: either both are kept or neither. A write that is refused (an unknown version,
+    an archived target, a malformed alias) is recorded as a ``rejected`` event and changes
+    nothing else. The store checks names and aliases itself (``check_model_name``,
+    ``check_alias``), so the same rules hold however it is reached.
+    """
+
+    @abc.abstractmethod
+    def create_model(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        actor: str | None = None,
+    ) -> RegisteredModel:
+        """A new model with no version yet; ModelAlreadyExists when the name is taken."""
+
+    @abc.abstractmethod
+    def find_model(self, name: str) -> RegisteredModel | None: ...
+
+    def get_model(self, name: str) -> RegisteredModel:
+        from mlcycle.errors import ModelNotFound
+
+        found = self.find_model(name)
+        if found is None:
+            raise ModelNotFound(f"no model named {name!r}", details={"model": name})
+        return found
+
+    @abc.abstractmethod
+    def list_models(self, *, name_contains: str | None = None) -> list[RegisteredModel]:
+        """Models by name; *name_contains* keeps those whose name holds it (case ignored)."""
+
+    @abc.abstractmethod
+    def update_model(
+        self,
+        name: str,
+        *,
+        description: str | Unset | None = UNSET,
+        tags: Mapping[str, str | None] | None = None,
+        actor: str | None = None,
+    ) -> RegisteredModel:
+        """Change the description (``None`` clears it) or tags (a ``None`` value removes one)."""
+
+    @abc.abstractmethod
+    def create_version(
+        self,
+        name: str,
+        *,
+        source: str,
+        run_id: str | None = None,
+        manifest_digest: str | None = None,
+        flavor: str | None = None,
+        signature: Mapping[str, Any] | None = None,
+        code_commit: str | None = None,
+        datasets: Sequence[RunInput] = (),
+        contract: str | None = None,
+        evaluation: Mapping[str, JSONValue] | None = None,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        actor: str | None = None,
+    ) -> ModelVersion:
+        """Record the next version of *name* (the model is created with its first version).
+        Numbers start at 1 and never repeat, however many writers register at once."""
+
+    @abc.abstractmethod
+    def get_version(self, name: str, version: int) -> ModelVersion: ...
+
+    @abc.abstractmethod
+    def list_versions(self, name: str, *, include_archived: bool = True) -> list[ModelVersion]:
+        """The versions of *name*, newest first."""
+
+    @abc.abstractmethod
+    def update_version(
+        self,
+        name: str,
+        version: int,
+        *,
+        description: str | Unset | None = UNSET,
+        tags: Mapping[str, str | None] | None = None,
+        evaluation: Mapping[str, JSONValue] | None = None,
+        actor: str | None = None,
+    ) -> ModelVersion:
+        """Change the description or tags; *evaluation* adds (or replaces) result keys."""
+
+    @abc.abstractmethod
+    def set_version_status(
+        self, name: str, version: int, status: str, *, actor: str | None = None
+    ) -> ModelVersion:
+        """Archive (``"archived"``) or restore (``"active"``) a version. Archiving a version an
+        alias points at is refused (InvalidStateError): move or delete the alias first, so that
+        nothing that follows the alias is left pointing at a retired model. Setting the status
+        it has already is no change and writes no event."""
+
+    @abc.abstractmethod
+    def set_alias(
+        self, name: str, alias: str, version: int, *, actor: str | None = None
+    ) -> ModelVersion:
+        """Point *alias* at *version* (moving it from where it was, in one transaction and one
+        ``alias_set`` event). The version must exist and be active."""
+
+    @abc.abstractmethod
+    def delete_alias(self, name: str, alias: str, *, actor: str | None = None) -> int:
+        """Remove *alias*; returns the version it pointed at. ModelAliasNotFound if unset."""
+
+    @abc.abstractmethod
+    def get_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        """The version *alias* points at; ModelAliasNotFound (naming the aliases there are)."""
+
+    @abc.abstractmethod
+    def list_events(
+        self, name: str, *, version: int | None = None, max_results: int = 100
+    ) -> list[ModelEvent]:
+        """The events of model *name* (of one *version*, if given), newest first. Events of a
+        name no model has are refused writes; they are listed too."""
+
+    @abc.abstractmethod
+    def log_event(
+        self,
+        name: str,
+        kind: str,
+        *,
+        version: int | None = None,
+        alias: str | None = None,
+        details: Mapping[str, JSONValue] | None = None,
+        actor: str | None = None,
+    ) -> ModelEvent:
+        """Record an event no store write made: a service's ``rejected`` write, found before
+        it reached the store."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -8,6 +8,7 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -201,4 +202,77 @@ dataset_contracts = Table(
     Column("body", Text, nullable=False),
     Column("source_version", String(300)),
     Column("created_at", BigInteger, nullable=False),
+)
+
+# --- model registry -----------------------------------------------------------------------
+
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("model_id", ID, primary_key=True),
+    Column("name", String(256), nullable=False, unique=True),
+    Column("description", Text),
+    Column("tags", JSON, nullable=False),
+    # The highest number handed out: the next version is this plus one, read under the row's
+    # lock, so numbers never repeat even after a version is archived.
+    Column("latest_version", Integer),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(256)),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("model_id", ID, ForeignKey("registered_models.model_id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("source", String(1024), nullable=False),
+    Column("run_id", ID),
+    Column("manifest_digest", String(64)),
+    Column("flavor", String(64)),
+    Column("signature", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("description", Text),
+    Column("tags", JSON, nullable=False),
+    # Lineage beyond the run: the commit, the dataset versions read ([{dataset, version,
+    # digest, context}]), the contract ref and evaluation results.
+    Column("code_commit", String(64)),
+    Column("datasets", JSON, nullable=False),
+    Column("contract", String(300)),
+    Column("evaluation", JSON, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(256)),
+    Index(None, "run_id"),  # "which models came from this run?"
+)
+
+# One row per alias: the primary key makes an alias unique per model, and moving it is an
+# UPDATE of its row. The foreign key keeps it pointing at a version that exists.
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("model_id", ID, primary_key=True),
+    Column("alias", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    ForeignKeyConstraint(["model_id", "version"],
+                         ["model_versions.model_id", "model_versions.version"],
+                         ondelete="CASCADE"),
+)
+
+# Append-only. Keyed by the model's name, not its id: a refused write on a name no model has
+# is recorded too, and the history reads the same whichever store wrote it.
+model_events = Table(
+    "model_events",
+    metadata,
+    Column("event_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("model", String(256), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("version", Integer),
+    Column("alias", String(64)),
+    Column("actor", String(256)),
+    Column("at", BigInteger, nullable=False),
+    Column("details", JSON, nullable=False),
+    Index(None, "model", "event_id"),
 )
