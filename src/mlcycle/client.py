@@ -15,10 +15,9 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlcycle.config import Settings, load_settings
-from mlcycle.datasets.service import DataService
 from mlcycle.entities import (
     Artifact,
     Experiment,
@@ -38,6 +37,9 @@ from mlcycle.tracking.service import TrackingService
 from mlcycle.tracking.system import capture
 from mlcycle.tracking.writer import MetricWriter
 from mlcycle.types import RunStatus
+
+if TYPE_CHECKING:
+    from mlcycle.datasets.service import DataService
 
 __all__ = [
     "ActiveRun",
@@ -151,6 +153,8 @@ class Client:
         """The data stage (ingest, versions, contracts, validation, preparation) on this
         client's stores."""
         if self._data is None:
+            from mlcycle.datasets.service import DataService
+
             self._data = DataService(
                 open_dataset_store(self.service.store), self.service.artifacts,
                 self.service.store, cache_dir=str(self.settings.home / "cache"))
