@@ -19,11 +19,13 @@
     │   └── ModelAlreadyExists      model_already_exists
     ├── InvalidInputError           invalid_input        400
     │   ├── InvalidFilter           invalid_filter
+    │   ├── SignatureMismatch       signature_mismatch   (model input unlike its signature)
     │   └── SourceError             source_error         (a data source unreadable or malformed)
     ├── InvalidStateError           invalid_state        409
     ├── AuthError                   unauthorized         401
     │   └── PermissionDenied        forbidden            403
     ├── StoreError                  store_error          500
+    │   └── ModelIntegrityError     model_integrity      (a saved model's files changed)
     ├── PipelineError               pipeline_error       500
     ├── ServingError                serving_error        500
     └── GateFailed                  gate_failed          422
@@ -54,6 +56,7 @@ __all__ = [
     "MlcycleError",
     "ModelAliasNotFound",
     "ModelAlreadyExists",
+    "ModelIntegrityError",
     "ModelNotFound",
     "ModelVersionNotFound",
     "NotFoundError",
@@ -61,6 +64,7 @@ __all__ = [
     "PipelineError",
     "RunNotFound",
     "ServingError",
+    "SignatureMismatch",
     "SourceError",
     "StoreError",
     "error_class_for",
@@ -170,6 +174,15 @@ class InvalidFilter(InvalidInputError):
     headline = "Invalid filter"
 
 
+class SignatureMismatch(InvalidInputError):
+    """Input to a model that its signature does not accept: a missing column, a type that
+    cannot be converted safely, nulls in a required column, a wrong shape. ``details`` holds
+    ``field`` (the column), ``expected`` and ``got``."""
+
+    code = "signature_mismatch"
+    headline = "Input does not match the model's signature"
+
+
 class SourceError(InvalidInputError):
     """A data source that cannot be read: unreachable, empty, or malformed (the message names
     the file, line, column or URL)."""
@@ -209,6 +222,15 @@ class StoreError(MlcycleError):
     ) -> None:
         super().__init__(message, details=details)
         self.retryable = retryable
+
+
+class ModelIntegrityError(StoreError):
+    """A saved model whose files differ from its manifest (changed, missing or added), or whose
+    manifest differs from the digest the caller expected. Raised before anything of the model
+    is deserialised; ``details`` names the ``file``."""
+
+    code = "model_integrity"
+    headline = "Model files changed"
 
 
 class PipelineError(MlcycleError):
