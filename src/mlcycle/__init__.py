@@ -45,13 +45,16 @@ __all__ = [
     "errors",
     "get_client",
     "get_run",
+    "load_model",
     "log_artifact",
     "log_input",
     "log_metric",
     "log_metrics",
+    "log_model",
     "log_param",
     "log_params",
     "log_result",
+    "register_model",
     "search_runs",
     "set_experiment",
     "set_tag",
@@ -144,6 +147,24 @@ def log_result(key: str, value: Any) -> None:
 
 def log_input(dataset: str, version: str, **kwargs: Any) -> None:
     require_active_run().log_input(dataset, version, **kwargs)
+
+
+def log_model(model: Any, artifact_path: str = "model", **save_options: Any) -> Any:
+    """Save *model* (scikit-learn, XGBoost, LightGBM, PyTorch, ONNX or a Python class) into
+    the active run, with its signature and file hashes; returns its ModelInfo."""
+    return require_active_run().log_model(model, artifact_path, **save_options)
+
+
+def register_model(source: str, name: str, **options: Any) -> Any:
+    """``mc.register_model(info.model_uri, "churn")``: the next version of a registered model,
+    with the run's lineage (datasets, commit)."""
+    return get_client().register_model(source, name, **options)
+
+
+def load_model(uri: str, *, device: str | None = None) -> Any:
+    """``mc.load_model("models:/churn@production")`` (or ``runs:/…``, or a folder), verified
+    against its recorded hashes before anything is unpickled."""
+    return get_client().load_model(uri, device=device)
 
 
 def get_run(run_id: str) -> Run:

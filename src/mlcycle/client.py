@@ -17,6 +17,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from mlcycle.config import Settings, load_settings
 from mlcycle.entities import (
     Artifact,
@@ -318,6 +320,45 @@ class Client:
                            dest: str | os.PathLike[str] = ".") -> Path:
         return self.service.download_artifacts(run_id, path, dest)
 
+    # --- models ---------------------------------------------------------------------------
+    def log_model(self, run_id: str, model: Any, artifact_path: str = "model",
+                  **save_options: Any) -> Any:
+        """Save *model* (any supported flavor) as artifacts of a run; returns its ModelInfo
+        (``model_uri`` is ``runs:/<run_id>/<artifact_path>``)."""
+        from mlcycle.models import log_model
+
+        return log_model(self, model, artifact_path, run_id=run_id, **save_options)
+
+    def register_model(self, source: str, name: str, **options: Any) -> Any:
+        """Register the model logged at *source* (``runs:/<run_id>/<path>``) as the next version
+        of *name*. Its manifest digest, flavor and signature are read from the run's artifacts
+        (and pin every byte of it); lineage comes from the run (see RegistryService)."""
+        from mlcycle.models.runs import parse_runs_uri
+
+        run_id, path = parse_runs_uri(source)
+        manifest_path = f"{path}/model.json" if path else "model.json"
+        found = [a for a in self.list_artifacts(run_id, path) if a.path == manifest_path]
+        if not found:
+            raise InvalidInputError(
+                f"{source} holds no saved model (no {manifest_path} in run {run_id})",
+                details={"field": "source", "source": source})
+        manifest = orjson.loads(self.read_artifact(run_id, manifest_path))
+        options.setdefault("manifest_digest", found[0].digest)
+        options.setdefault("flavor", manifest.get("flavor"))
+        options.setdefault("signature", manifest.get("signature"))
+        return self.registry.register_model(name, source, run_id=run_id, **options)
+
+    def load_model(self, uri: str, *, device: str | None = None) -> Any:
+        """A model from ``models:/name@alias``, ``models:/name/3``, ``runs:/<id>/<path>`` or a
+        folder; every file is checked against its recorded digest before it is read."""
+        from mlcycle.models import load_model
+
+        if uri.startswith("models:/"):
+            version = self.registry.resolve(uri)
+            return load_model(version.source, client=self, device=device,
+                              expected_digest=version.manifest_digest)
+        return load_model(uri, client=self, device=device)
+
 
 class ActiveRun:
     """A run being logged to. Metrics are queued (non-blocking); params, tags and artifacts are
@@ -430,6 +471,10 @@ class ActiveRun:
     def log_result(self, key: str, value: Any) -> None:
         """Free-form JSON (a confusion matrix, a report dict) stored with the run."""
         self.client.service.log_result(self.run_id, key, value)
+
+    def log_model(self, model: Any, artifact_path: str = "model", **save_options: Any) -> Any:
+        """Save *model* into this run (see ``Client.log_model``)."""
+        return self.client.log_model(self.run_id, model, artifact_path, **save_options)
 
     def log_input(self, dataset: str, version: str, *, digest: str | None = None,
                   context: Mapping[str, Any] | None = None) -> None:
