@@ -32,7 +32,13 @@ from mlcycle.entities import (
 )
 from mlcycle.errors import ExperimentNotFound, InvalidInputError, InvalidStateError
 from mlcycle.registry.service import RegistryService
-from mlcycle.store.base import ArtifactStore, DatasetStore, ModelRegistryStore, TrackingStore
+from mlcycle.store.base import (
+    ArtifactStore,
+    DatasetStore,
+    ModelRegistryStore,
+    PipelineStore,
+    TrackingStore,
+)
 from mlcycle.tracking import validation as v
 from mlcycle.tracking.compare import RunComparison
 from mlcycle.tracking.service import TrackingService
@@ -48,6 +54,7 @@ __all__ = [
     "Client",
     "active_run",
     "open_dataset_store",
+    "open_pipeline_store",
     "open_registry_store",
     "open_stores",
 ]
@@ -122,6 +129,25 @@ def open_registry_store(tracking: TrackingStore) -> ModelRegistryStore:
 
         return RestModelRegistryStore(tracking.http)
     raise InvalidStateError(f"no model registry goes with {type(tracking).__name__}")
+
+
+def open_pipeline_store(tracking: TrackingStore) -> PipelineStore:
+    """The pipeline records beside a tracking store: the same database. A remote server does
+    not serve pipeline records yet, so over http(s) this raises a PipelineError saying so."""
+    from mlcycle.store.sql import SqlTrackingStore
+
+    if isinstance(tracking, SqlTrackingStore):
+        from mlcycle.store.sql.pipelines import SqlPipelineStore
+
+        return SqlPipelineStore(tracking.engine)
+    from mlcycle.errors import PipelineError
+
+    raise PipelineError(
+        f"pipelines need the embedded store or PostgreSQL (sqlite:///… or "
+        f"postgresql+psycopg://…); {type(tracking).__name__} has no pipeline records yet: "
+        "run pipelines against the database itself, not through `mlcycle server`",
+        details={"store": type(tracking).__name__},
+    )
 
 
 class Client:
@@ -347,6 +373,54 @@ class Client:
         options.setdefault("flavor", manifest.get("flavor"))
         options.setdefault("signature", manifest.get("signature"))
         return self.registry.register_model(name, source, run_id=run_id, **options)
+
+    def evaluate_model(self, uri: str, data: Any, *, target: str, gates: Any = None,
+                       baseline: str | None = "production", segments: Any = None,
+                       store: bool = True) -> tuple[Any, Any]:
+        """Evaluate a model on a holdout; returns ``(EvaluationResult, GateReport | None)``.
+
+        *data*: a dataset version ref (its segments apply unless *segments* is given) or a
+        frame. *baseline*: the alias whose version the candidate is compared with on the same
+        rows (skipped when the alias is missing). *gates*: a GateSet or its
+        YAML text. With *store*, the result and the gate report are kept on the model version.
+        """
+        from mlcycle.errors import ModelAliasNotFound
+        from mlcycle.evaluation import GateSet, evaluate
+
+        candidate = self.registry.resolve(uri) if uri.startswith("models:/") else None
+        model = self.load_model(uri)
+        frame = data
+        data_ref = None
+        if isinstance(data, str):
+            version = self.data.get_version(data)
+            data_ref = version.ref
+            frame = self.data.load(version, format="pandas")
+            if segments is None:
+                segments = dict(self.data.get_dataset(version.dataset).segments)
+        baseline_model = None
+        if baseline and candidate is not None:
+            try:
+                base = self.registry.resolve(f"models:/{candidate.name}@{baseline}")
+            except ModelAliasNotFound:
+                base = None
+            if base is not None:  # the production version itself compares equal to itself
+                baseline_model = (model if base.version == candidate.version
+                                  else self.load_model(base.uri))
+        size = sum(f.size for f in model.info.files.values())
+        result = evaluate(model, frame, target=target, segments=segments or (),
+                          baseline=baseline_model, baseline_name=baseline or "production",
+                          model_size=size)
+        report = None
+        if gates is not None:
+            gate_set = gates if isinstance(gates, GateSet) else GateSet.from_yaml(gates)
+            report = gate_set.check(result)
+        if store and candidate is not None:
+            self.registry.update_version(candidate.name, candidate.version, evaluation={
+                "data": data_ref, "result": result.to_dict(),
+                "gates": report.to_dict() if report is not None else None,
+                "passed": report.passed if report is not None else None,
+            })
+        return result, report
 
     def load_model(self, uri: str, *, device: str | None = None) -> Any:
         """A model from ``models:/name@alias``, ``models:/name/3``, ``runs:/<id>/<path>`` or a

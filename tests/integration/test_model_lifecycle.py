@@ -71,3 +71,49 @@ def test_sdk_functions(data) -> None:
                             input_example=X.head(2))
     mv = mc.register_model(info.model_uri, "sdk-model")
     assert mc.load_model(f"models:/sdk-model/{mv.version}").predict(X.head(3)).shape == (3,)
+
+
+def test_evaluate_against_production_with_gates_and_segments(tmp_path: Path, data,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    from typer.testing import CliRunner
+
+    from mlcycle.cli import output
+    from mlcycle.cli.main import app
+
+    X, y = data
+    uri = f"sqlite:///{tmp_path}/m.db"
+    monkeypatch.setenv("MLCYCLE_ARTIFACT_URI", str(tmp_path / "artifacts"))
+    client = mc.Client(uri)
+    holdout = client.data.ingest("holdout", X.assign(target=y))
+    client.data.set_segments("holdout", {"large": '"mean radius" >= 15'})
+    strong = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    weak = make_pipeline(StandardScaler(), LogisticRegression(C=1e-4)).fit(X[["mean texture"]], y)
+    for name, model, example in (("strong", strong, X.head(3)),
+                                 ("weak", weak, X[["mean texture"]].head(3))):
+        with client.start_run(experiment="eval", name=name, log_system=False) as run:
+            info = run.log_model(model, input_example=example)
+        client.register_model(info.model_uri, "clf")
+    client.registry.set_alias("clf", "production", 1)
+    gates = ("gates:\n  - {metric: roc_auc, max_regression: 0.01}\n"
+             "  - {metric: accuracy, min: 0.5}\n")
+    result, report = client.evaluate_model("models:/clf/2", holdout.ref, target="target",
+                                           gates=gates)
+    assert result.baseline_metrics is not None and result.deltas["roc_auc"] < -0.05
+    assert result.find_segment("large").rows == int((X["mean radius"] >= 15).sum())
+    assert not report.passed and "roc_auc" in report.summary()
+    stored = client.registry.get_version("clf", 2).evaluation
+    assert stored["passed"] is False and stored["data"] == "holdout@v1"
+    client.close()
+
+    monkeypatch.setattr(output.console, "width", 200)
+    (tmp_path / "gates.yaml").write_text(gates)
+    out = CliRunner().invoke(app, ["--tracking-uri", uri, "models", "evaluate", "models:/clf/1",
+                                   "--data", "holdout@v1", "--target", "target",
+                                   "--gates", str(tmp_path / "gates.yaml")])
+    assert out.exit_code == 0, out.output  # production compared with itself: no regression
+    assert "roc_auc" in out.output
+    failed = CliRunner().invoke(app, ["--tracking-uri", uri, "models", "evaluate",
+                                      "models:/clf/2", "--data", "holdout@v1", "--target",
+                                      "target", "--gates", str(tmp_path / "gates.yaml")])
+    assert failed.exit_code == 1, failed.output

@@ -4,6 +4,7 @@ their history."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -26,6 +27,7 @@ from mlcycle.cli.output import (
     table,
 )
 from mlcycle.entities import ModelEvent, ModelVersion, RegisteredModel
+from mlcycle.errors import InvalidInputError
 from mlcycle.registry.service import ModelVersionDiff, RegistryService, parse_model_uri
 
 __all__ = ["app"]
@@ -276,3 +278,42 @@ def _details(e: ModelEvent) -> str:
     if e.kind == "version_created":
         return _short_source(str(d.get("source", "")))
     return ""
+
+
+@app.command("evaluate")
+def evaluate(
+    ctx: typer.Context,
+    uri: Annotated[str, typer.Argument(metavar="MODEL_URI",
+                                       help="models:/name/3, models:/name@alias or runs:/…")],
+    data: Annotated[str, typer.Option(help="The holdout: a dataset version, e.g. cancer.test")],
+    target: Annotated[str, typer.Option(help="The label column.")],
+    gates: Annotated[Path | None, typer.Option(help="A gates YAML file.")] = None,
+    baseline: Annotated[str, typer.Option(help="Compare with the version under this alias.")
+                        ] = "production",
+    as_json: JsonFlag = False,
+) -> None:
+    """Evaluate a model on a dataset version (per segment, against the baseline alias) and check
+    its gates; the result is stored on the model version. Exits with 1 when a gate fails."""
+    text = None
+    if gates is not None:
+        if not gates.is_file():
+            raise InvalidInputError(f"{gates}: no such file", details={"field": "gates"})
+        text = gates.read_text()
+    result, report = client_from(ctx).evaluate_model(uri, data, target=target, gates=text,
+                                                     baseline=baseline)
+    if as_json:
+        print_json({"result": result.to_dict(),
+                    "gates": report.to_dict() if report is not None else None})
+    else:
+        out = table("metric", fixed("value"), fixed(result.baseline_name or "baseline"),
+                    fixed("change"), title=f"{uri} on {data}: {plural(result.rows, 'row')}")
+        deltas = result.deltas
+        for key, value in result.metrics.items():
+            base = (result.baseline_metrics or {}).get(key)
+            out.add_row(key, format_number(value), format_number(base),
+                        format_number(deltas.get(key)) if key in deltas else MISSING)
+        console.print(out)
+        if report is not None:
+            console.print(report.summary())
+    if report is not None and not report.passed:
+        raise typer.Exit(1)
