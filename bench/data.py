@@ -69,7 +69,8 @@ def _ingest_worker(spec: dict[str, Any]) -> dict[str, Any]:
     else:
         import mlcycle as mc
 
-        t0, c0 = time.perf_counter(), time.process_time()  # the import is not ingest work
+        mc.get_client().data  # noqa: B018 - an open client; opening one is not ingest work
+        t0, c0 = time.perf_counter(), time.process_time()
         version = mc.data.ingest("bench", spec["csv"])
         rows = version.num_rows
     return {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,

@@ -115,10 +115,15 @@ def ingest(
         return
     new = before is None or (before.latest_version or 0) < version.version
     if new:
-        print_success(f"Ingested {version.ref}: {plural(version.num_rows or 0, 'row')}, "
+        print_success(f"Ingested {version.ref}: {_count(version.num_rows, 'row')}, "
                       f"{len(version.columns)} columns, {format_size(version.num_bytes)}.")
     else:
         print_note(f"Unchanged: {version.ref} already holds this content.")
+
+
+def _count(n: int | None, noun: str) -> str:
+    n = n or 0
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _looks_like_file(url: str) -> bool:
@@ -143,7 +148,7 @@ def add(
     if as_json:
         print_json(version)
         return
-    print_success(f"Versioned {version.ref}: {plural(version.num_rows or 0, 'file')}, "
+    print_success(f"Versioned {version.ref}: {_count(version.num_rows, 'file')}, "
                   f"{format_size(version.num_bytes)}.")
 
 

@@ -26,11 +26,8 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
-from mlcycle.datasets.snapshot import Snapshot, canonical, read_snapshot, write_snapshot
 from mlcycle.datasets.sources import Progress, as_source, to_arrow
 from mlcycle.entities import ContractVersion, Dataset, DatasetVersion, RunInput
 from mlcycle.errors import (
@@ -39,6 +36,9 @@ from mlcycle.errors import (
     InvalidStateError,
 )
 from mlcycle.store.base import ArtifactStore, DatasetStore, TrackingStore
+
+if TYPE_CHECKING:  # pyarrow loads when rows are touched, not to check that nothing changed
+    import pyarrow as pa
 
 __all__ = ["DataService", "DatasetDiff", "PreparedVersions", "parse_ref"]
 
@@ -213,6 +213,7 @@ class DataService:
                       tags: Mapping[str, str] | None, parents: Sequence[str],
                       code_hash: str | None, role: str, run_id: str | None) -> DatasetVersion:
         from mlcycle.datasets.profile import profile_table
+        from mlcycle.datasets.snapshot import canonical, write_snapshot
 
         if table.num_columns == 0:
             raise InvalidInputError(f"dataset {name!r}: a version needs at least one column",
@@ -223,7 +224,7 @@ class DataService:
         with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mlcycle-profile") \
                 as pool:
             profiling = pool.submit(profile_table, table)
-            snap: Snapshot = write_snapshot(table, self.artifacts, scratch=self._scratch())
+            snap = write_snapshot(table, self.artifacts, scratch=self._scratch())
             existing = self.store.find_version_by_digest(name, snap.digest)
             profile_digest = existing.profile_digest if existing is not None else None
             if profile_digest is None:
@@ -460,6 +461,13 @@ class DataService:
                 description=None, tags=None, parents=parents, code_hash=code, role=split,
                 run_id=run_id)
         return PreparedVersions(prepared, versions)
+
+
+def read_snapshot(artifacts: ArtifactStore, digest: str, *,
+                  columns: list[str] | None = None) -> pa.Table:
+    from mlcycle.datasets import snapshot
+
+    return snapshot.read_snapshot(artifacts, digest, columns=columns)
 
 
 def _as_format(table: pa.Table, format: str) -> Any:

@@ -25,12 +25,14 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
-import pyarrow as pa
 from blake3 import blake3
 
 from mlcycle.errors import InvalidInputError, SourceError
+
+if TYPE_CHECKING:  # pyarrow loads when rows are read: a fingerprint check does not need it
+    import pyarrow as pa
 
 __all__ = [
     "FileSource",
@@ -182,6 +184,8 @@ class FileSource(Source):
 
     # -- reading ---------------------------------------------------------------------------
     def read(self, progress: Progress | None = None) -> pa.Table:
+        import pyarrow as pa
+
         fs, paths = self._fs()
         sizes = [int(fs.info(p).get("size") or 0) for p in paths]
         total = sum(sizes)
@@ -209,6 +213,8 @@ class FileSource(Source):
         return _require_rows(table, self.path)
 
     def _read_one(self, fh: IO[bytes], path: str, fmt: str | None) -> pa.Table:
+        import pyarrow as pa
+
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
@@ -225,6 +231,7 @@ class FileSource(Source):
         return self._read_csv(fh, path)
 
     def _read_csv(self, fh: IO[bytes], path: str) -> pa.Table:
+        import pyarrow as pa
         import pyarrow.csv as pc
 
         data = fh.read()
@@ -274,6 +281,7 @@ class _Counting(io.RawIOBase):
 
 def _csv_error(exc: Exception, data: bytes, parse: Any, convert: Any) -> str:
     """Turn pyarrow's CSV error into one that names the line (and the column)."""
+    import pyarrow as pa
     import pyarrow.csv as pc
 
     text = str(exc)
@@ -331,6 +339,8 @@ def _json_error(exc: Exception, data: bytes) -> str:
 
 def _align(table: pa.Table, schema: pa.Schema, path: str, first: str) -> pa.Table:
     """Cast a file's table to the first file's schema, or say which column differs."""
+    import pyarrow as pa
+
     missing = set(schema.names) ^ set(table.schema.names)
     if missing:
         raise SourceError(
@@ -510,6 +520,7 @@ class HttpSource(Source):
 
     def read(self, progress: Progress | None = None) -> pa.Table:
         import httpx
+        import pyarrow as pa
 
         rows: list[dict[str, Any]] = []
         url: str | None = self.url
@@ -587,6 +598,8 @@ class FrameSource(Source):
 def to_arrow(frame: Any) -> pa.Table:
     """A pandas/polars DataFrame or Arrow table/batches as an Arrow table (zero-copy where the
     libraries allow)."""
+    import pyarrow as pa
+
     if isinstance(frame, pa.Table):
         return frame
     if isinstance(frame, pa.RecordBatch):
