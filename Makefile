@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test check bench bench-tracking bench-data venv clean postgres
+.PHONY: demo test check bench bench-tracking bench-data bench-pipelines venv clean postgres
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,7 @@ check: $(STAMP)
 	$(VENV)/bin/mypy src
 	$(VENV)/bin/lint-imports
 
-bench: bench-tracking bench-data
+bench: bench-tracking bench-data bench-pipelines
 
 # Each peer gets its own virtual environment, so no peer's pins constrain mlcycle's.
 bench/.venvs/%/.installed: bench/requirements-%.txt
@@ -46,6 +46,10 @@ bench-tracking: $(STAMP) bench/.venvs/mlflow/.installed
 bench-data: $(STAMP) bench/.venvs/dvc/.installed bench/.venvs/pandera/.installed \
 		bench/.venvs/gx/.installed
 	@$(PY) bench/data.py $(BENCH_ARGS)
+
+# Optuna alone is the peer of the sweeps; it is in mlcycle's venv already (the pipelines extra).
+bench-pipelines: $(STAMP)
+	@$(PY) bench/pipelines.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mlcycle .pytest_cache .mypy_cache .ruff_cache

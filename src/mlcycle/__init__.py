@@ -21,6 +21,7 @@ from mlcycle.client import ActiveRun, Client, active_run, require_active_run
 from mlcycle.config import Settings, load_settings
 from mlcycle.entities import Artifact, Experiment, Metric, MetricHistory, Page, Run, RunInput
 from mlcycle.errors import MlcycleError
+from mlcycle.pipelines import step
 from mlcycle.types import RunStatus
 
 __version__ = "0.1.0"
@@ -54,6 +55,7 @@ __all__ = [
     "log_param",
     "log_params",
     "log_result",
+    "pipeline",
     "register_model",
     "search_runs",
     "set_experiment",
@@ -61,6 +63,8 @@ __all__ = [
     "set_tags",
     "set_tracking_uri",
     "start_run",
+    "step",
+    "sweep",
 ]
 
 _lock = threading.Lock()
@@ -194,3 +198,25 @@ def autolog(*, disable: bool = False, log_models: bool = True) -> None:
         sklearn.disable()
     else:
         sklearn.enable(log_models=log_models)
+
+
+def pipeline(fn: Any = None, /, **options: Any) -> Any:
+    """``@mc.pipeline``: a function that calls ``@mc.step`` functions becomes a pipeline;
+    calling it runs it (cached, recorded, in parallel where steps are independent) on the
+    SDK's client and experiment. See ``mlcycle.pipelines``."""
+    from mlcycle import pipelines
+
+    options.setdefault("client", get_client)
+    options.setdefault("experiment", lambda: _experiment)
+    return pipelines.pipeline(fn, **options)
+
+
+def sweep(objective: Any, space: Mapping[str, Any], n_trials: int = 20, **options: Any) -> Any:
+    """Tune *objective* over *space* with Optuna (``sampler="tpe"|"random"|"grid"``,
+    ``pruner=``, ``executor=``); every trial is a nested run. See ``mlcycle.pipelines.sweeps``.
+    """
+    from mlcycle import pipelines
+
+    client = options.pop("client", None) or get_client()
+    options.setdefault("experiment", _experiment)
+    return pipelines.sweep(objective, space, n_trials, client=client, **options)

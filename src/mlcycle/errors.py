@@ -12,7 +12,8 @@
     │   ├── ContractNotFound        contract_not_found
     │   ├── ModelNotFound           model_not_found
     │   ├── ModelVersionNotFound    model_version_not_found
-    │   └── ModelAliasNotFound      model_alias_not_found
+    │   ├── ModelAliasNotFound      model_alias_not_found
+    │   └── PipelineRunNotFound     pipeline_run_not_found
     ├── AlreadyExistsError          already_exists       409
     │   ├── ExperimentAlreadyExists experiment_already_exists
     │   ├── DatasetAlreadyExists    dataset_already_exists
@@ -27,6 +28,7 @@
     ├── StoreError                  store_error          500
     │   └── ModelIntegrityError     model_integrity      (a saved model's files changed)
     ├── PipelineError               pipeline_error       500
+    │   └── StepFailed              step_failed          (a step raised; recorded as failed)
     ├── ServingError                serving_error        500
     └── GateFailed                  gate_failed          422
 
@@ -62,10 +64,12 @@ __all__ = [
     "NotFoundError",
     "PermissionDenied",
     "PipelineError",
+    "PipelineRunNotFound",
     "RunNotFound",
     "ServingError",
     "SignatureMismatch",
     "SourceError",
+    "StepFailed",
     "StoreError",
     "error_class_for",
 ]
@@ -138,6 +142,11 @@ class ModelAliasNotFound(NotFoundError):
 
     code = "model_alias_not_found"
     headline = "Model alias not found"
+
+
+class PipelineRunNotFound(NotFoundError):
+    code = "pipeline_run_not_found"
+    headline = "Pipeline run not found"
 
 
 class AlreadyExistsError(MlcycleError):
@@ -236,6 +245,15 @@ class ModelIntegrityError(StoreError):
 class PipelineError(MlcycleError):
     code = "pipeline_error"
     headline = "Pipeline error"
+
+
+class StepFailed(PipelineError):
+    """A pipeline step raised (after its retries). The step run is recorded as failed with
+    the error; ``details`` holds ``pipeline_run_id``, ``step``, ``step_run_id`` and
+    ``error_type``, so ``mlcycle pipeline resume`` can start from it."""
+
+    code = "step_failed"
+    headline = "Pipeline step failed"
 
 
 class ServingError(MlcycleError):

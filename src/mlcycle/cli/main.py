@@ -24,7 +24,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from mlcycle.cli import data, experiments, models, runs, server
+from mlcycle.cli import data, experiments, models, pipelines, runs, server
 from mlcycle.cli.context import CliContext
 from mlcycle.cli.output import err_console, print_error, print_note
 from mlcycle.errors import (
@@ -96,6 +96,8 @@ app.add_typer(runs.app)
 app.add_typer(experiments.app)
 app.add_typer(data.app)
 app.add_typer(models.app)
+app.add_typer(pipelines.app)
+app.add_typer(pipelines.sweep_app)
 app.command("server")(server.serve)
 
 

@@ -1,6 +1,13 @@
 """Frozen records of the domain. No I/O here; database rows and API shapes are other classes."""
 
 from mlcycle.entities._data import ColumnSchema, ContractVersion, Dataset, DatasetVersion
+from mlcycle.entities._pipelines import (
+    PIPELINE_STATUSES,
+    STEP_STATUSES,
+    PipelineRun,
+    StepOutput,
+    StepRun,
+)
 from mlcycle.entities._registry import (
     ACTIVE,
     ARCHIVED,
@@ -31,6 +38,8 @@ __all__ = [
     "ARCHIVED",
     "EVENT_KINDS",
     "MODEL_STATUSES",
+    "PIPELINE_STATUSES",
+    "STEP_STATUSES",
     "Artifact",
     "ColumnSchema",
     "ContractVersion",
@@ -42,9 +51,12 @@ __all__ = [
     "ModelEvent",
     "ModelVersion",
     "Page",
+    "PipelineRun",
     "RegisteredModel",
     "Run",
     "RunInput",
+    "StepOutput",
+    "StepRun",
     "check_alias",
     "check_model_name",
     "from_ms",

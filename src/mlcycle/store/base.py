@@ -24,14 +24,23 @@ from mlcycle.entities import (
     ModelEvent,
     ModelVersion,
     Page,
+    PipelineRun,
     RegisteredModel,
     Run,
     RunInput,
+    StepOutput,
+    StepRun,
 )
 from mlcycle.errors import InvalidInputError, InvalidStateError, StoreError
 from mlcycle.types import UNSET, JSONValue, RunStatus, Unset
 
-__all__ = ["ArtifactStore", "DatasetStore", "ModelRegistryStore", "TrackingStore"]
+__all__ = [
+    "ArtifactStore",
+    "DatasetStore",
+    "ModelRegistryStore",
+    "PipelineStore",
+    "TrackingStore",
+]
 
 
 class TrackingStore(abc.ABC):
@@ -459,6 +468,95 @@ class ModelRegistryStore(abc.ABC):
     ) -> ModelEvent:
         """Record an event no store write made: a service's ``rejected`` write, found before
         it reached the store."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+class PipelineStore(abc.ABC):
+    """Records of pipeline runs and their step runs, and the lookup that makes caching work.
+
+    A pipeline run's step runs are created together (``pending``) when it starts, then each is
+    updated as it settles; ``find_cached_step_run`` answers "has a finished step run this cache
+    key?" from an index, which is what a cached step costs.
+    """
+
+    @abc.abstractmethod
+    def create_pipeline_run(
+        self,
+        pipeline: str,
+        *,
+        target: str | None,
+        executor: str,
+        params: Mapping[str, JSONValue],
+        cache: bool,
+        created_at: int,
+        spec_digest: str | None = None,
+        run_id: str | None = None,
+        resumed_from: str | None = None,
+    ) -> PipelineRun:
+        """A new pipeline run, ``running``."""
+
+    @abc.abstractmethod
+    def update_pipeline_run(
+        self,
+        pipeline_run_id: str,
+        *,
+        status: str | Unset = UNSET,
+        ended_at: int | Unset | None = UNSET,
+        error: Mapping[str, Any] | Unset | None = UNSET,
+    ) -> None: ...
+
+    @abc.abstractmethod
+    def get_pipeline_run(self, pipeline_run_id: str) -> PipelineRun:
+        """The pipeline run; PipelineRunNotFound when there is none."""
+
+    @abc.abstractmethod
+    def list_pipeline_runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: str | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+    ) -> Page[PipelineRun]:
+        """Pipeline runs, newest first."""
+
+    @abc.abstractmethod
+    def create_step_runs(
+        self, pipeline_run_id: str, nodes: Sequence[tuple[str, str, Sequence[str]]]
+    ) -> list[StepRun]:
+        """One ``pending`` step run per ``(node, step, upstream nodes)``, in one transaction."""
+
+    @abc.abstractmethod
+    def update_step_run(
+        self,
+        step_run_id: str,
+        *,
+        status: str | Unset = UNSET,
+        cache_key: str | Unset | None = UNSET,
+        code_hash: str | Unset | None = UNSET,
+        cache_hit: bool | Unset = UNSET,
+        reused_from: str | Unset | None = UNSET,
+        params: Mapping[str, JSONValue] | Unset = UNSET,
+        inputs: Mapping[str, str] | Unset = UNSET,
+        outputs: Sequence[StepOutput] | Unset = UNSET,
+        attempts: int | Unset = UNSET,
+        run_id: str | Unset | None = UNSET,
+        error: Mapping[str, Any] | Unset | None = UNSET,
+        logs: str | Unset = UNSET,
+        started_at: int | Unset | None = UNSET,
+        ended_at: int | Unset | None = UNSET,
+    ) -> None:
+        """Change the given fields (``UNSET`` leaves one alone)."""
+
+    @abc.abstractmethod
+    def list_step_runs(self, pipeline_run_id: str) -> list[StepRun]:
+        """The step runs of a pipeline run, in the order the pipeline called them."""
+
+    @abc.abstractmethod
+    def find_cached_step_run(self, cache_key: str) -> StepRun | None:
+        """The newest ``finished`` step run with *cache_key*, if any."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

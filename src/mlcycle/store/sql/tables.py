@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -275,4 +276,56 @@ model_events = Table(
     Column("at", BigInteger, nullable=False),
     Column("details", JSON, nullable=False),
     Index(None, "model", "event_id"),
+)
+
+# --- pipelines ------------------------------------------------------------------------------
+
+pipeline_runs = Table(
+    "pipeline_runs",
+    metadata,
+    Column("pipeline_run_id", ID, primary_key=True),
+    Column("pipeline", String(256), nullable=False),
+    Column("target", String(512)),  # module:function, what `resume` and the CLI re-import
+    Column("status", String(16), nullable=False),
+    Column("executor", String(64), nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("cache", Boolean, nullable=False),
+    Column("spec_digest", String(64)),  # the pickled (pipeline, arguments) resume rebuilds
+    Column("run_id", ID),  # the tracking run the step runs nest in
+    Column("resumed_from", ID),
+    Column("error", JSON),
+    Column("created_at", BigInteger, nullable=False),
+    Column("ended_at", BigInteger),
+    Index(None, "created_at", "pipeline_run_id"),
+    Index(None, "pipeline", "created_at"),
+)
+
+step_runs = Table(
+    "step_runs",
+    metadata,
+    Column("step_run_id", ID, primary_key=True),
+    Column("pipeline_run_id", ID,
+           ForeignKey("pipeline_runs.pipeline_run_id", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),  # the order the pipeline called its steps in
+    Column("node", String(256), nullable=False),
+    Column("step", String(256), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("cache_key", String(64)),
+    Column("code_hash", String(64)),
+    Column("cache_hit", Boolean, nullable=False),
+    Column("reused_from", ID),
+    Column("params", JSON, nullable=False),
+    Column("inputs", JSON, nullable=False),  # {argument path: digest}
+    Column("outputs", JSON, nullable=False),  # [{name, digest, format, size}]
+    Column("upstream", JSON, nullable=False),  # [node]
+    Column("attempts", Integer, nullable=False),
+    Column("run_id", ID),
+    Column("error", JSON),  # {type, message, traceback}
+    Column("logs", Text, nullable=False),  # the tail of what the step printed
+    Column("created_at", BigInteger, nullable=False),
+    Column("started_at", BigInteger),
+    Column("ended_at", BigInteger),
+    UniqueConstraint("pipeline_run_id", "node"),
+    # A cache lookup: the newest finished step run with a key, read from the index alone.
+    Index(None, "cache_key", "status", "ended_at"),
 )
