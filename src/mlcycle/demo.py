@@ -1,21 +1,27 @@
-"""The main job, for now: versioned data, tracked training runs, then the run table.
+"""The main job, for now: versioned data, a tracked sweep, a pipeline, a registered model.
 
 ``make demo`` runs ``python -m mlcycle.demo`` on scikit-learn's breast-cancer data (569 tumours,
-30 features). The data goes through the data stage first: ingested as a versioned snapshot with
-its profile, a contract inferred from it, validated per segment (large and small tumours), then
-prepared by a declarative spec (duplicates dropped, contract breakers quarantined, a stratified
-train/validation/test split, features scaled by a scikit-learn transformer fitted on train only),
-each split recorded as its own version with the input as parent. Then a small hyperparameter
-sweep of gradient-boosted and linear classifiers: each candidate is a nested run with its params,
-a per-epoch validation curve, test metrics, a confusion matrix and the fitted model (transformer
-included); the parent run records the winner and every dataset version it read. The store is the
-embedded default (``./.mlcycle``) unless ``MLCYCLE_TRACKING_URI`` says otherwise.
+30 features):
+
+1. data: ingested as a versioned snapshot with its profile, a contract inferred from it,
+   validated per segment (large and small tumours), then prepared by a declarative spec
+   (duplicates dropped, contract breakers quarantined, a stratified train/validation/test split,
+   features scaled by a transformer fitted on train only), each split its own version;
+2. a hyperparameter sweep (Optuna TPE over SGD and gradient boosting): every trial is a nested
+   run with its params, its validation curve and its validation AUC;
+3. the winner is trained by a cached, recorded pipeline (``train_model`` → ``test_metrics``);
+4. the model, with the fitted transformer in front, is logged with its signature and hashes,
+   registered as the next version of ``breast-cancer-clf`` (lineage: run, datasets, commit),
+   evaluated on the test version per segment and against the current production version, and
+   moved to ``production`` only when the gates pass.
+
+The store is the embedded default (``./.mlcycle``) unless ``MLCYCLE_TRACKING_URI`` says
+otherwise. A second run finds the data unchanged and the pipeline's steps cached.
 """
 
 from __future__ import annotations
 
 import argparse
-import pickle
 import time
 from typing import Any
 
@@ -40,8 +46,9 @@ PREPARE: dict[str, Any] = {
 SEGMENTS = {"large": '"mean radius" >= 15', "small": '"mean radius" < 15'}
 
 
-def _prepare_data(console: Console) -> tuple[object, ...]:
-    """Ingest, check and prepare the data; returns the prepared splits, as arrays."""
+def _prepare_data(console: Console) -> tuple[Any, Any, tuple[Any, ...]]:
+    """Ingest, check and prepare the data; returns the prepared data, its fitted transformer
+    and the splits as arrays (train, validation, test: X then y)."""
     from sklearn.datasets import load_breast_cancer
 
     frame = load_breast_cancer(as_frame=True).frame
@@ -66,39 +73,66 @@ def _prepare_data(console: Console) -> tuple[object, ...]:
     prepared = out.prepared
     console.print("prepared: " + ", ".join(f"{k} {v.ref} ({v.num_rows})"
                                             for k, v in out.versions.items()))
-    return (prepared.transformer,
-            prepared.X("train", transformed=True).to_numpy(), prepared.y("train").to_numpy(),
-            prepared.X("validation", transformed=True).to_numpy(),
-            prepared.y("validation").to_numpy(),
-            prepared.X("test", transformed=True).to_numpy(), prepared.y("test").to_numpy())
+    # Frames, not arrays: the served pipeline (transformer → model) passes named columns.
+    arrays = (prepared.X("train", transformed=True), prepared.y("train").to_numpy(),
+              prepared.X("validation", transformed=True), prepared.y("validation").to_numpy(),
+              prepared.X("test", transformed=True), prepared.y("test").to_numpy())
+    return prepared, prepared.transformer, arrays
 
 
-def _train_sgd(run: mc.ActiveRun, X_tr, y_tr, X_va, y_va, *, alpha: float, epochs: int):
+def _fit(kind: str, strength: float, X_tr, y_tr, X_va, y_va):
+    """One candidate; its validation curve goes to the active run. *strength* is SGD's alpha
+    or the boosting learning rate."""
+    from sklearn.ensemble import GradientBoostingClassifier
     from sklearn.linear_model import SGDClassifier
     from sklearn.metrics import log_loss
 
-    model = SGDClassifier(loss="log_loss", alpha=alpha, random_state=0)
-    classes = np.unique(y_tr)
-    for epoch in range(epochs):
-        model.partial_fit(X_tr, y_tr, classes=classes)
-        run.log_metrics(
-            {"train_loss": log_loss(y_tr, model.predict_proba(X_tr)),
-             "val_loss": log_loss(y_va, model.predict_proba(X_va))},
-            step=epoch,
-        )
-    return model
-
-
-def _train_gbm(run: mc.ActiveRun, X_tr, y_tr, X_va, y_va, *, learning_rate: float, depth: int):
-    from sklearn.ensemble import GradientBoostingClassifier
-    from sklearn.metrics import log_loss
-
-    model = GradientBoostingClassifier(n_estimators=60, learning_rate=learning_rate,
-                                       max_depth=depth, random_state=0).fit(X_tr, y_tr)
+    if kind == "sgd":
+        model = SGDClassifier(loss="log_loss", alpha=strength, random_state=0)
+        classes = np.unique(y_tr)
+        for epoch in range(30):
+            model.partial_fit(X_tr, y_tr, classes=classes)
+            mc.log_metrics({"train_loss": log_loss(y_tr, model.predict_proba(X_tr)),
+                            "val_loss": log_loss(y_va, model.predict_proba(X_va))}, step=epoch)
+        return model
+    model = GradientBoostingClassifier(n_estimators=60, learning_rate=strength, max_depth=2,
+                                       random_state=0).fit(X_tr, y_tr)
     for step, proba in enumerate(model.staged_predict_proba(X_va)):
         if step % 5 == 0:
-            run.log_metric("val_loss", log_loss(y_va, proba), step=step)
+            mc.log_metric("val_loss", log_loss(y_va, proba), step=step)
     return model
+
+
+@mc.step
+def train_model(kind: str, strength: float, X_tr, y_tr, X_va, y_va):
+    return _fit(kind, strength, X_tr, y_tr, X_va, y_va)
+
+
+@mc.step
+def test_metrics(model, X_te, y_te) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+    pred = model.predict(X_te)
+    return {"test_auc": float(roc_auc_score(y_te, model.predict_proba(X_te)[:, 1])),
+            "test_accuracy": float(accuracy_score(y_te, pred)),
+            "test_f1": float(f1_score(y_te, pred))}
+
+
+@mc.pipeline
+def train_final(kind: str, strength: float, X_tr, y_tr, X_va, y_va, X_te, y_te):
+    """The winner of the sweep, trained as a cached, recorded pipeline."""
+    model = train_model(kind, strength, X_tr, y_tr, X_va, y_va)
+    return model, test_metrics(model, X_te, y_te)
+
+
+#: What a model must show before it becomes `production` (see mlcycle.evaluation.gates).
+GATES = """
+gates:
+  - {metric: roc_auc, min: 0.95}
+  - {metric: accuracy, min: 0.90}
+  - {metric: roc_auc, max_regression: 0.02, when_missing: skip}   # the first model has no baseline
+"""
+MODEL = "breast-cancer-clf"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -106,78 +140,75 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fast", action="store_true", help="a smaller sweep")
     args = parser.parse_args(argv)
 
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, roc_auc_score
+    import optuna
+    from sklearn.metrics import roc_auc_score
     from sklearn.pipeline import make_pipeline
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the trials are runs: no log lines
     console = Console()
     client = mc.get_client()
     console.print(f"[bold]mlcycle demo[/] — tracking to [cyan]{client.tracking_uri}[/]")
-
-    candidates: list[tuple[str, dict[str, float | int]]] = [
-        ("sgd", {"alpha": a, "epochs": 30}) for a in ((1e-4, 1e-2) if args.fast
-                                                      else (1e-5, 1e-4, 1e-3, 1e-2))
-    ] + [
-        ("gbm", {"learning_rate": lr, "depth": d})
-        for lr, d in (((0.1, 2),) if args.fast else ((0.05, 2), (0.1, 2), (0.1, 3)))
-    ]
     started = time.perf_counter()
     mc.set_experiment(EXPERIMENT)
-    with mc.start_run(name="sweep", tags={"dataset": DATASET}) as sweep:
-        transformer, X_tr, y_tr, X_va, y_va, X_te, y_te = _prepare_data(console)
-        best: tuple[float, str, str] | None = None
-        with console.status("training") as status:
-            for kind, params in candidates:
-                status.update(f"training {kind} {params}")
-                with mc.start_run(name=f"{kind}-" + "-".join(f"{v}" for v in params.values()),
-                                  params={"model": kind, **params}) as run:
-                    if kind == "sgd":
-                        model = _train_sgd(run, X_tr, y_tr, X_va, y_va,
-                                           alpha=float(params["alpha"]),
-                                           epochs=int(params["epochs"]))
-                    else:
-                        model = _train_gbm(run, X_tr, y_tr, X_va, y_va,
-                                           learning_rate=float(params["learning_rate"]),
-                                           depth=int(params["depth"]))
-                    pred = model.predict(X_te)
-                    auc = roc_auc_score(y_te, model.predict_proba(X_te)[:, 1])
-                    run.log_metrics({"test_accuracy": accuracy_score(y_te, pred),
-                                     "test_f1": f1_score(y_te, pred), "test_auc": auc})
-                    run.log_result("confusion_matrix", confusion_matrix(y_te, pred).tolist())
-                    # The fitted feature transformer travels with the model: serving applies
-                    # exactly what training did.
-                    run.log_bytes(pickle.dumps(make_pipeline(transformer, model)),
-                                  "model/model.pkl")
-                if best is None or auc > best[0]:
-                    best = (auc, run.run_id, run.name)
-        assert best is not None
-        sweep.set_tags({"best_run": best[1]})
-        sweep.log_metric("best_test_auc", best[0])
+    with mc.start_run(name="demo", tags={"dataset": DATASET}) as demo:
+        prepared, transformer, (X_tr, y_tr, X_va, y_va, X_te, y_te) = _prepare_data(console)
 
-    page = client.search_runs(
-        experiments=[EXPERIMENT],
-        filter=f"attributes.parent_run_id = '{sweep.run_id}'",
-        order_by=["metrics.test_auc DESC"],
-    )
-    table = Table(
-        title=f"{EXPERIMENT}: {len(page)} candidates of run {sweep.name} "
-        f"({time.perf_counter() - started:.1f} s)"
-    )
-    for col in ("run", "name", "status", "model", "test_auc", "test_accuracy", "test_f1"):
-        table.add_column(col, justify="right" if col.startswith("test") else "left")
-    for run_ in page:
-        table.add_row(run_.run_id[:8], run_.name, run_.status.value, run_.params.get("model", ""),
-                      *(f"{run_.metrics.get(k, float('nan')):.4f}"
-                        for k in ("test_auc", "test_accuracy", "test_f1")))
+        def objective(model: str, strength: float) -> float:
+            fitted = _fit(model, strength, X_tr, y_tr, X_va, y_va)
+            return float(roc_auc_score(y_va, fitted.predict_proba(X_va)[:, 1]))
+
+        with console.status("sweeping"):
+            sweep = mc.sweep(
+                objective,
+                {"model": ["sgd", "gbm"],
+                 "strength": mc.pipelines.Float(1e-4, 0.3, log=True)},
+                n_trials=4 if args.fast else 12, direction="maximize", metric="val_auc",
+                sampler="tpe", seed=0, name="sweep")
+        best = sweep.best_params
+        console.print(f"sweep: {len(sweep.trials)} trials, best {best} "
+                      f"(validation AUC {sweep.best_value:.4f})")
+
+        with console.status("training the winner"):
+            final = train_final.run(str(best["model"]), float(best["strength"]),
+                                    X_tr, y_tr, X_va, y_va, X_te, y_te)
+        model, metrics = final.output
+        demo.log_metrics(metrics)
+        # The fitted feature transformer travels with the model: serving applies exactly
+        # what training did, and the model takes the raw columns.
+        raw_test = prepared.X("test")
+        info = demo.log_model(make_pipeline(transformer, model), input_example=raw_test.head(5))
+        version = client.register_model(info.model_uri, MODEL,
+                                        description=f"{best['model']} from sweep {sweep.run_id}")
+        _, gates = client.evaluate_model(version.uri, f"{DATASET}.test", target="target",
+                                              gates=GATES)
+        if gates.passed:
+            client.registry.set_alias(MODEL, "production", version.version)
+        demo.set_tags({"best_run": sweep.best_run_id or "", "model_version": version.uri})
+
+    table = Table(title=f"{EXPERIMENT}: {len(sweep.trials)} trials of the sweep "
+                        f"({time.perf_counter() - started:.1f} s in all)")
+    for col in ("trial", "run", "model", "strength", "val_auc"):
+        table.add_column(col, justify="left" if col in ("run", "model") else "right")
+    for trial in sorted(sweep.trials, key=lambda t: -(t.value or 0.0)):
+        table.add_row(str(trial.number), trial.run_id[:8], str(trial.params["model"]),
+                      f"{trial.params['strength']:.4g}",
+                      f"{trial.value:.4f}" if trial.value is not None else "-")
     console.print(table)
-    console.print(f"best: [bold]{best[2]}[/] (test AUC {best[0]:.4f})")
+    verdict = "[green]passed[/]" if gates.passed else "[red]failed[/]"
+    console.print(f"final: pipeline run {final.pipeline_run_id[:8]}, test AUC "
+                  f"{metrics['test_auc']:.4f}; registered {version.uri}; gates {verdict}"
+                  + (f"; [bold]{MODEL}@production[/] → v{version.version}" if gates.passed
+                     else ""))
+    console.print(gates.summary())
     console.print(
         "\nLook closer:\n"
         f"  .venv/bin/mlcycle runs list --experiment {EXPERIMENT}\n"
-        f"  .venv/bin/mlcycle runs show {best[1]}\n"
-        f"  .venv/bin/mlcycle runs compare {' '.join(r.run_id for r in page.items[:2])}\n"
+        f"  .venv/bin/mlcycle runs show {demo.run_id}\n"
         f"  .venv/bin/mlcycle data show {DATASET}\n"
-        f"  .venv/bin/mlcycle data profile {DATASET}@v1\n"
         f"  .venv/bin/mlcycle data validate {DATASET}@v1 --html report.html\n"
+        f"  .venv/bin/mlcycle pipeline show {final.pipeline_run_id}\n"
+        f"  .venv/bin/mlcycle models show {MODEL}\n"
+        f"  .venv/bin/mlcycle models events {MODEL}\n"
         "  .venv/bin/mlcycle server   # REST API and OpenAPI docs on http://127.0.0.1:8080/docs",
         soft_wrap=True,
     )
