@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy import Connection, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from mlcycle.entities import (
     ColumnSchema,
@@ -27,39 +26,17 @@ from mlcycle.errors import (
 )
 from mlcycle.store.base import DatasetStore
 from mlcycle.store.sql import tables as t
-from mlcycle.store.sql.engine import connect, write
+from mlcycle.store.sql.base import SqlStore
 
 __all__ = ["SqlDatasetStore"]
 
 
-class SqlDatasetStore(DatasetStore):
+class SqlDatasetStore(SqlStore, DatasetStore):
     """Dataset metadata in the same database as the tracking store (one engine can serve both)."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
 
-    @classmethod
-    def from_uri(cls, uri: str) -> SqlDatasetStore:
-        return cls(connect(uri))
 
     # --- plumbing -------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[Connection]:
-        try:
-            with write(self.engine) as conn:
-                yield conn
-        except DBAPIError as exc:
-            raise StoreError(
-                f"database error: {exc.orig}", retryable=isinstance(exc, OperationalError)
-            ) from exc
-
-    @contextlib.contextmanager
-    def _read(self) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as conn:
-                yield conn
-        except DBAPIError as exc:
-            raise StoreError(f"database error: {exc.orig}") from exc
 
     def _dataset_row(self, conn: Connection, name: str, *, lock: bool = False) -> Any:
         q = select(t.datasets).where(t.datasets.c.name == name)

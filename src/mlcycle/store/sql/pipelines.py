@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy import insert, select, update
 
 from mlcycle.entities import (
     PIPELINE_STATUSES,
@@ -24,7 +22,7 @@ from mlcycle.entities import (
 from mlcycle.errors import InvalidInputError, PipelineRunNotFound, StoreError
 from mlcycle.store.base import PipelineStore
 from mlcycle.store.sql import tables as t
-from mlcycle.store.sql.engine import connect, write
+from mlcycle.store.sql.base import SqlStore
 from mlcycle.types import UNSET, JSONValue, Unset
 
 __all__ = ["SqlPipelineStore"]
@@ -43,34 +41,12 @@ def _check_status(status: str, allowed: Sequence[str], field: str) -> None:
         )
 
 
-class SqlPipelineStore(PipelineStore):
+class SqlPipelineStore(SqlStore, PipelineStore):
     """Pipeline records in the same database as the tracking store (one engine serves both)."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
 
-    @classmethod
-    def from_uri(cls, uri: str) -> SqlPipelineStore:
-        return cls(connect(uri))
 
     # --- plumbing -------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[Connection]:
-        try:
-            with write(self.engine) as conn:
-                yield conn
-        except DBAPIError as exc:
-            raise StoreError(
-                f"database error: {exc.orig}", retryable=isinstance(exc, OperationalError)
-            ) from exc
-
-    @contextlib.contextmanager
-    def _read(self) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as conn:
-                yield conn
-        except DBAPIError as exc:
-            raise StoreError(f"database error: {exc.orig}") from exc
 
     @staticmethod
     def _pipeline_run(row: Any) -> PipelineRun:

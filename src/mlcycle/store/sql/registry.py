@@ -20,8 +20,8 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from mlcycle.entities import (
     ACTIVE,
@@ -50,7 +50,7 @@ from mlcycle.errors import (
 )
 from mlcycle.store.base import ModelRegistryStore
 from mlcycle.store.sql import tables as t
-from mlcycle.store.sql.engine import connect, write
+from mlcycle.store.sql.base import SqlStore
 from mlcycle.types import UNSET, JSONValue, Unset
 
 __all__ = ["SqlModelRegistryStore"]
@@ -59,34 +59,12 @@ _MAX_EVENTS = 10_000
 _ALIAS_COLUMN = 64  # the length of model_events.alias
 
 
-class SqlModelRegistryStore(ModelRegistryStore):
+class SqlModelRegistryStore(SqlStore, ModelRegistryStore):
     """The registry in the same database as the tracking store (one engine can serve both)."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
 
-    @classmethod
-    def from_uri(cls, uri: str) -> SqlModelRegistryStore:
-        return cls(connect(uri))
 
     # --- plumbing -------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[Connection]:
-        try:
-            with write(self.engine) as conn:
-                yield conn
-        except DBAPIError as exc:
-            raise StoreError(
-                f"database error: {exc.orig}", retryable=isinstance(exc, OperationalError)
-            ) from exc
-
-    @contextlib.contextmanager
-    def _read(self) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as conn:
-                yield conn
-        except DBAPIError as exc:
-            raise StoreError(f"database error: {exc.orig}") from exc
 
     @contextlib.contextmanager
     def _refusals(self, operation: str, name: str, *, actor: str | None,

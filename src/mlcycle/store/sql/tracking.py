@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import math
 import uuid
@@ -14,7 +13,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, Table, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from mlcycle.entities import (
     Artifact,
@@ -38,8 +37,8 @@ from mlcycle.errors import (
 from mlcycle.store.base import TrackingStore
 from mlcycle.store.filter import parse_filter, parse_order_by
 from mlcycle.store.sql import tables as t
+from mlcycle.store.sql.base import SqlStore
 from mlcycle.store.sql.chunks import history_from_chunks, pack
-from mlcycle.store.sql.engine import connect, write
 from mlcycle.store.sql.search import apply_order, compile_filter
 from mlcycle.types import UNSET, JSONValue, RunStatus, Unset
 
@@ -56,7 +55,7 @@ def _nan_to_null(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
-class SqlTrackingStore(TrackingStore):
+class SqlTrackingStore(SqlStore, TrackingStore):
     """Tracking metadata in any SQLAlchemy database (tested: SQLite, PostgreSQL)."""
 
     def __init__(self, engine: Engine) -> None:
@@ -99,34 +98,11 @@ class SqlTrackingStore(TrackingStore):
             f"WHERE run_id = {mark} AND key = {mark} ORDER BY id"
         )
 
-    @classmethod
-    def from_uri(cls, uri: str) -> SqlTrackingStore:
-        return cls(connect(uri))
 
     def close(self) -> None:
         self.engine.dispose()
 
     # --- plumbing -------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[Connection]:
-        try:
-            with write(self.engine) as conn:
-                yield conn
-        except DBAPIError as exc:
-            # An operational error (busy, locked, connection lost) rolled the transaction back:
-            # nothing was applied, so the writer may try again.
-            raise StoreError(
-                f"database error: {exc.orig}", retryable=isinstance(exc, OperationalError)
-            ) from exc
-
-    @contextlib.contextmanager
-    def _read(self) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as conn:
-                yield conn
-        except DBAPIError as exc:
-            raise StoreError(f"database error: {exc.orig}") from exc
-
     def _upsert(
         self, conn: Connection, table: Table, rows: list[dict[str, Any]], keys: list[str]
     ) -> None:
