@@ -408,11 +408,14 @@ def validate(
     if contract.min_rows is not None or contract.max_rows is not None:
         ok = (contract.min_rows is None or n >= contract.min_rows) and (
             contract.max_rows is None or n <= contract.max_rows)
-        lo = "0" if contract.min_rows is None else f"{contract.min_rows:,}"
-        hi = "unbounded" if contract.max_rows is None else f"{contract.max_rows:,}"
+        if contract.max_rows is None:
+            expected = f"at least {contract.min_rows:,}"
+        elif contract.min_rows is None:
+            expected = f"at most {contract.max_rows:,}"
+        else:
+            expected = f"between {contract.min_rows:,} and {contract.max_rows:,}"
         results.append(CheckResult(
-            "row_count", None, ok, 0, n,
-            message=f"{n:,} rows; expected between {lo} and {hi}",
+            "row_count", None, ok, 0, n, message=f"{n:,} rows; expected {expected}",
         ))
     if not contract.allow_extra_columns:
         extra = [c for c in df.columns if contract.find_column(c) is None]
