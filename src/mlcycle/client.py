@@ -132,22 +132,21 @@ def open_registry_store(tracking: TrackingStore) -> ModelRegistryStore:
 
 
 def open_pipeline_store(tracking: TrackingStore) -> PipelineStore:
-    """The pipeline records beside a tracking store: the same database. A remote server does
-    not serve pipeline records yet, so over http(s) this raises a PipelineError saying so."""
+    """The pipeline records beside a tracking store: the same database, or the same server."""
     from mlcycle.store.sql import SqlTrackingStore
 
     if isinstance(tracking, SqlTrackingStore):
         from mlcycle.store.sql.pipelines import SqlPipelineStore
 
         return SqlPipelineStore(tracking.engine)
-    from mlcycle.errors import PipelineError
+    from mlcycle.store.rest import RestTrackingStore
 
-    raise PipelineError(
-        f"pipelines need the embedded store or PostgreSQL (sqlite:///… or "
-        f"postgresql+psycopg://…); {type(tracking).__name__} has no pipeline records yet: "
-        "run pipelines against the database itself, not through `mlcycle server`",
-        details={"store": type(tracking).__name__},
-    )
+    if isinstance(tracking, RestTrackingStore):
+        from mlcycle.store.rest.pipelines import RestPipelineStore
+
+        return RestPipelineStore(tracking.http)
+    raise InvalidStateError(f"no pipeline store goes with {type(tracking).__name__}",
+                            details={"store": type(tracking).__name__})
 
 
 class Client:

@@ -24,7 +24,13 @@ from mlcycle.cli import output
 from mlcycle.cli.main import app
 from mlcycle.config import Settings
 from mlcycle.entities import StepRun
-from mlcycle.errors import InvalidInputError, PipelineError, PipelineRunNotFound, StepFailed
+from mlcycle.errors import (
+    InvalidInputError,
+    InvalidStateError,
+    PipelineError,
+    PipelineRunNotFound,
+    StepFailed,
+)
 from mlcycle.pipelines import (
     Float,
     Int,
@@ -590,10 +596,15 @@ def test_the_sdk_decorator_uses_the_sdk_client(tmp_path: Path) -> None:
     assert mc.get_client().get_run(result.run.run_id).name == "sdk_flow"  # type: ignore[arg-type]
 
 
-def test_a_remote_store_says_pipelines_are_not_served_yet(settings: Settings) -> None:
+def test_a_remote_client_keeps_pipeline_records_on_its_server(settings: Settings) -> None:
+    from mlcycle.client import open_pipeline_store
+    from mlcycle.store.rest.pipelines import RestPipelineStore
+
     client = mc.Client("http://127.0.0.1:9", settings=settings)
-    with pytest.raises(PipelineError, match="not through `mlcycle server`"):
-        PipelineRunner(client)
+    store = PipelineRunner(client).store
+    assert isinstance(store, RestPipelineStore) and store.http is client.service.store.http
+    with pytest.raises(InvalidStateError, match="no pipeline store goes with object"):
+        open_pipeline_store(object())  # type: ignore[arg-type]
 
 
 def test_the_store_lists_pages_and_refuses_unknown_ids(runner: PipelineRunner) -> None:

@@ -20,9 +20,16 @@ from mlcycle.errors import InvalidInputError
 from mlcycle.server.api import api_router, health
 from mlcycle.server.auth import TokenPolicy
 from mlcycle.server.errors import install_error_handlers
-from mlcycle.store.base import ArtifactStore, DatasetStore, ModelRegistryStore, TrackingStore
+from mlcycle.store.base import (
+    ArtifactStore,
+    DatasetStore,
+    ModelRegistryStore,
+    PipelineStore,
+    TrackingStore,
+)
 from mlcycle.store.sql import SqlTrackingStore
 from mlcycle.store.sql.datasets import SqlDatasetStore
+from mlcycle.store.sql.pipelines import SqlPipelineStore
 from mlcycle.store.sql.registry import SqlModelRegistryStore
 from mlcycle.tracking.service import TrackingService
 
@@ -35,12 +42,14 @@ def create_app(
     stores: tuple[TrackingStore, ArtifactStore] | None = None,
     datasets: DatasetStore | None = None,
     registry: ModelRegistryStore | None = None,
+    pipelines: PipelineStore | None = None,
 ) -> FastAPI:
     """The server's app over *stores*, or over the SQL and artifact stores that *settings* name.
 
     Datasets are kept by *datasets*, or by default in the tracking store's database (without a
     SQL tracking store and no *datasets*, the dataset routes answer ``invalid_state``); the
-    model registry likewise by *registry*, or in the tracking store's database.
+    model registry likewise by *registry*, and pipeline records by *pipelines*, or in the
+    tracking store's database.
     Stores handed in belong to the caller, who closes them; stores opened here are closed when
     the app shuts down.
     """
@@ -51,6 +60,8 @@ def create_app(
         datasets = SqlDatasetStore(tracking.engine)
     if registry is None and isinstance(tracking, SqlTrackingStore):
         registry = SqlModelRegistryStore(tracking.engine)
+    if pipelines is None and isinstance(tracking, SqlTrackingStore):
+        pipelines = SqlPipelineStore(tracking.engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,6 +79,7 @@ def create_app(
     app.state.service = TrackingService(tracking, artifacts)
     app.state.datasets = datasets
     app.state.registry = registry
+    app.state.pipelines = pipelines
     app.state.tokens = TokenPolicy.from_settings(settings)
     install_error_handlers(app)
     app.include_router(health.router)

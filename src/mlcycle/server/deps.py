@@ -1,5 +1,5 @@
-"""What the routes depend on: the tracking service, the dataset and registry stores, the access
-check, a fast JSON body.
+"""What the routes depend on: the tracking service, the dataset, registry and pipeline stores,
+the access check, a fast JSON body.
 
 These run on the event loop (``async def``, no I/O beyond reading the request) so that the
 route itself is the one hop into the thread pool, where the synchronous stores run.
@@ -14,10 +14,10 @@ from fastapi import Depends, Request
 
 from mlcycle.errors import InvalidInputError, InvalidStateError
 from mlcycle.server.auth import TokenPolicy
-from mlcycle.store.base import DatasetStore, ModelRegistryStore
+from mlcycle.store.base import DatasetStore, ModelRegistryStore, PipelineStore
 from mlcycle.tracking.service import TrackingService
 
-__all__ = ["READ_ONLY", "Datasets", "RawJSON", "Registry", "Service", "authorize"]
+__all__ = ["READ_ONLY", "Datasets", "Pipelines", "RawJSON", "Registry", "Service", "authorize"]
 
 #: ``openapi_extra`` of a POST route that only reads (a search, whose body is too big for a
 #: query string), so that read-only tokens may call it. Every method other than GET and HEAD
@@ -53,6 +53,17 @@ async def get_registry(request: Request) -> ModelRegistryStore:
 
 
 Registry = Annotated[ModelRegistryStore, Depends(get_registry)]
+
+
+async def get_pipelines(request: Request) -> PipelineStore:
+    store: PipelineStore | None = request.app.state.pipelines
+    if store is None:
+        raise InvalidStateError("this server keeps no pipeline records: its tracking store is "
+                                "not a SQL store and no pipeline store was handed to create_app")
+    return store
+
+
+Pipelines = Annotated[PipelineStore, Depends(get_pipelines)]
 
 
 async def authorize(request: Request) -> None:
