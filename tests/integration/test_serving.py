@@ -1,0 +1,229 @@
+"""One model behind ``create_serving_app`` and ``mlcycle serve``: the v2 protocol and
+``/predict`` give the model's own predictions; bad input is a 422 naming the column, a big body
+a 413, a failing model a 500 with an error id, and the server goes on."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from starlette.testclient import TestClient
+
+import mlcycle as mc
+from mlcycle.models import PyFuncModel, PythonModel, load_model, save_model
+from mlcycle.serving import ServingSettings, create_serving_app
+
+
+@pytest.fixture(scope="module")
+def frame() -> tuple[pd.DataFrame, pd.Series]:
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"age": rng.integers(18, 80, 200), "income": rng.normal(50, 10, 200)})
+    y = pd.Series((X["age"] / 80 + X["income"] / 100 > 1.1).astype(int))
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory, frame) -> PyFuncModel:
+    X, y = frame
+    path = tmp_path_factory.mktemp("serving") / "model"
+    save_model(LogisticRegression().fit(X, y), path, input_example=X.head(5))
+    return load_model(path)
+
+
+@pytest.fixture
+def client(model: PyFuncModel):
+    with TestClient(create_serving_app(model, name="clf", version="3",
+                                       settings=ServingSettings(max_body_bytes=20_000))) as c:
+        yield c
+
+
+def test_ready_after_warm_up_and_live(model: PyFuncModel) -> None:
+    app = create_serving_app(model, name="clf", version="3")
+    plain = TestClient(app)  # without the lifespan: no warm-up has run
+    assert plain.get("/v2/health/ready").status_code == 503
+    assert plain.get("/v2/health/live").json() == {"live": True}
+    with TestClient(app) as started:
+        assert started.get("/v2/health/ready").json() == {"ready": True}
+
+
+def test_metadata_lists_the_inputs(client: TestClient) -> None:
+    meta = client.get("/v2/models/clf").json()
+    assert meta["name"] == "clf" and meta["versions"] == ["3"] and meta["platform"] == "sklearn"
+    assert meta["inputs"] == [{"name": "age", "datatype": "INT64", "shape": [-1]},
+                              {"name": "income", "datatype": "FP64", "shape": [-1]}]
+    assert client.get("/v2/models/other").status_code == 404
+
+
+def test_both_protocols_give_the_models_predictions(client: TestClient, model, frame) -> None:
+    X, _ = frame
+    rows = X.head(20)
+    expected = model.predict(rows).tolist()
+    records = client.post("/predict", json=rows.to_dict(orient="records"))
+    assert records.status_code == 200 and records.json() == {"predictions": expected}
+    columns = client.post("/predict", json={"columns": list(rows.columns),
+                                            "data": [list(r) for r in zip(
+                                                rows["age"].tolist(), rows["income"].tolist(),
+                                                strict=True)]})
+    assert columns.json()["predictions"] == expected
+    proba = client.post("/predict?proba=true", json=rows.to_dict(orient="records")).json()
+    np.testing.assert_allclose(proba["probabilities"], model.predict_proba(rows))
+    v2 = client.post("/v2/models/clf/infer", json={"id": "r-1", "inputs": [
+        {"name": "age", "shape": [20], "datatype": "INT64", "data": rows["age"].tolist()},
+        {"name": "income", "shape": [20, 1], "datatype": "FP64",
+         "data": [[v] for v in rows["income"]]},
+    ]})
+    assert v2.status_code == 200
+    body = v2.json()
+    assert body["id"] == "r-1" and body["model_version"] == "3"
+    (out,) = body["outputs"]
+    assert out["shape"] == [20] and out["datatype"] == "INT64" and out["data"] == expected
+
+
+def test_invalid_input_is_422_naming_the_column_and_row(client: TestClient) -> None:
+    bad = client.post("/predict", json=[{"age": 30, "income": 50.0},
+                                        {"age": "forty", "income": 51.0}])
+    assert bad.status_code == 422
+    error = bad.json()["error"]
+    assert error["code"] == "signature_mismatch"
+    assert error["details"]["field"] == "age" and error["details"]["row"] == 1
+    assert "'age'" in error["message"]
+    missing = client.post("/v2/models/clf/infer", json={"inputs": [
+        {"name": "age", "shape": [1], "datatype": "INT64", "data": [30]}]})
+    assert missing.status_code == 422 and missing.json()["error"]["details"]["field"] == "income"
+    assert client.post("/predict", content=b"{not json").status_code == 400
+
+
+def test_a_body_over_the_limit_is_413(client: TestClient) -> None:
+    big = [{"age": 30, "income": 50.0}] * 2000
+    response = client.post("/predict", json=big)
+    assert response.status_code == 413
+    assert response.json()["error"]["details"]["limit"] == 20_000
+
+
+class _Fragile(PythonModel):
+    def predict(self, data):  # type: ignore[no-untyped-def]
+        if (data["x"] < 0).any():
+            raise RuntimeError("negative x")
+        return data["x"] * 2
+
+
+def test_a_failing_model_is_500_with_an_error_id_and_the_server_goes_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    save_model(_Fragile(), tmp_path / "m", input_example=pd.DataFrame({"x": [1.0]}))
+    app = create_serving_app(load_model(tmp_path / "m"), name="fragile", version="1")
+    with TestClient(app) as c:
+        failed = c.post("/predict", json=[{"x": -1.0}])
+        assert failed.status_code == 500
+        error_id = failed.json()["error"]["details"]["error_id"]
+        assert error_id in failed.json()["error"]["message"]
+        assert any(error_id in r.getMessage() for r in caplog.records)
+        assert c.post("/predict", json=[{"x": 2.0}]).json() == {"predictions": [4.0]}
+        text = c.get("/metrics").text
+    assert 'mlcycle_serving_errors_total{endpoint="predict",kind="model",model="fragile"' in text
+
+
+def test_metrics_count_requests_per_model_version(client: TestClient, frame) -> None:
+    X, _ = frame
+    for _ in range(3):
+        client.post("/predict", json=X.head(2).to_dict(orient="records"))
+    client.post("/predict", json=[{"age": "x", "income": 1.0}])
+    text = client.get("/metrics").text
+    assert ('mlcycle_serving_requests_total{endpoint="predict",model="clf",status="200",'
+            'version="3"} 3.0') in text
+    assert 'status="422"' in text
+    assert "mlcycle_serving_request_duration_seconds_bucket" in text
+    assert 'mlcycle_serving_in_flight{model="clf",version="3"} 0.0' in text
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory: pytest.TempPathFactory, frame) -> tuple[Path, list[int]]:
+    """A home with ``models:/clf@production`` (version 1), and its predictions on five rows."""
+    X, y = frame
+    home = tmp_path_factory.mktemp("registry") / ".mlcycle"
+    client = mc.Client(settings=mc.Settings(home=home))
+    with client.start_run(experiment="serve", log_system=False) as run:
+        info = run.log_model(LogisticRegression().fit(X, y), input_example=X.head(5))
+    client.register_model(info.model_uri, "clf")
+    client.registry.set_alias("clf", "production", 1)
+    expected = client.load_model("models:/clf@production").predict(X.head(5)).tolist()
+    client.close()
+    return home, expected
+
+
+def test_serve_with_workers_hands_the_model_over_in_the_environment(
+        registered, frame, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from mlcycle.cli import serve as serve_cli
+    from mlcycle.cli.main import app
+
+    home, expected = registered
+    for name in ("MLCYCLE_TRACKING_URI", serve_cli.MODEL_URI_VARIABLE, "MLCYCLE_SERVE_NAME"):
+        monkeypatch.setenv(name, "overridden-below")  # so that the test restores them
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("MLCYCLE_HOME", str(home))
+    calls: list[tuple[object, dict[str, object]]] = []
+    monkeypatch.setattr("uvicorn.run", lambda target, **kw: calls.append((target, kw)))
+    result = CliRunner().invoke(app, ["serve", "models:/clf@production", "--workers", "2",
+                                      "--name", "cancer"])
+    assert result.exit_code == 0, result.output
+    target, options = calls[0]
+    assert target == serve_cli.APP_FACTORY
+    assert options["factory"] is True and options["workers"] == 2
+    assert os.environ[serve_cli.MODEL_URI_VARIABLE] == "models:/clf@production"
+    with TestClient(serve_cli.app_from_env()) as worker:  # what each worker process builds
+        assert worker.get("/v2/models/cancer").json()["versions"] == ["1"]
+        X, _ = frame
+        reply = worker.post("/predict", json=X.head(5).to_dict(orient="records"))
+        assert reply.json() == {"predictions": expected}
+
+
+@pytest.mark.slow
+def test_mlcycle_serve_runs_a_registered_model(tmp_path: Path, registered, frame) -> None:
+    X, _ = frame
+    home, expected = registered
+    port = _free_port()
+    script = Path(sys.executable).parent / "mlcycle"
+    env = {**os.environ, "MLCYCLE_HOME": str(home)}
+    env.pop("MLCYCLE_TRACKING_URI", None)
+    env.pop("MLCYCLE_ARTIFACT_URI", None)
+    proc = subprocess.Popen([str(script), "serve", "models:/clf@production", "--port", str(port)],
+                            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.communicate()[1].decode()
+            try:
+                if httpx.get(f"{base}/v2/health/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "mlcycle serve was not ready within 60 s"
+            time.sleep(0.2)
+        reply = httpx.post(f"{base}/predict", json=X.head(5).to_dict(orient="records"),
+                           timeout=10)
+        assert reply.json() == {"predictions": expected}
+        assert httpx.get(f"{base}/v2/models/clf", timeout=5).json()["versions"] == ["1"]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
