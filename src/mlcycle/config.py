@@ -57,6 +57,10 @@ class Settings(BaseSettings):
         default=1.0, gt=0, description="Seconds between background flushes of queued metrics."
     )
     flush_batch: int = Field(default=5000, gt=0, description="Points per background write.")
+    serve_model_uri: str | None = Field(
+        default=None, description="The model a `mlcycle serve` worker process loads (set by the "
+        "command for its workers).")
+    serve_name: str | None = Field(default=None, description="The name it is served under.")
 
     @field_validator("read_tokens", mode="before")
     @classmethod

@@ -11,6 +11,7 @@ import typer
 from mlcycle.cli.context import client_from
 from mlcycle.cli.output import err_console
 from mlcycle.cli.server import _require
+from mlcycle.errors import InvalidStateError
 
 __all__ = ["APP_FACTORY", "MODEL_URI_VARIABLE", "app_from_env", "serve"]
 
@@ -73,5 +74,9 @@ def app_from_env() -> Any:
     from mlcycle.client import Client
     from mlcycle.config import load_settings
 
-    client = Client(settings=load_settings())
-    return _build(client, os.environ[MODEL_URI_VARIABLE], os.environ.get("MLCYCLE_SERVE_NAME"))[0]
+    settings = load_settings()
+    if not settings.serve_model_uri:
+        raise InvalidStateError(f"{MODEL_URI_VARIABLE} is not set: start workers with "
+                                "`mlcycle serve MODEL_URI --workers N`")
+    client = Client(settings=settings)
+    return _build(client, settings.serve_model_uri, settings.serve_name)[0]
