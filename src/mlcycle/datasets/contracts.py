@@ -22,7 +22,6 @@ Errors in a contract file name the line and the field::
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ import polars as pl
 import yaml
 
 from mlcycle.errors import InvalidInputError
+from mlcycle.specs import describe, did_you_mean, index_lines
 
 __all__ = [
     "LOGICAL_TYPES",
@@ -171,7 +171,7 @@ class ColumnRule:
         if self.type not in LOGICAL_TYPES:
             raise InvalidInputError(
                 f"{at}.type: expected one of {', '.join(LOGICAL_TYPES)}, got {self.type!r}"
-                + _did_you_mean(str(self.type), LOGICAL_TYPES),
+                + did_you_mean(str(self.type), LOGICAL_TYPES),
                 details={"field": f"{at}.type"},
             )
         for key in ("min", "max"):
@@ -343,7 +343,7 @@ class Contract:
                     f"{source}: the file is empty; expected a mapping with 'columns'",
                     details={"field": None},
                 )
-            _index_lines(node, "", where.lines, source)
+            index_lines(node, "", where.lines, source)
             data = loader.construct_document(node)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
@@ -411,42 +411,9 @@ class _Where:
         return InvalidInputError(prefix + exc.message, details={**exc.details, "line": line})
 
 
-def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], source: str) -> None:
-    """Record the 1-based line of every key path (``columns.age.min``) below *node*; refuse
-    duplicate keys, which PyYAML would otherwise resolve silently to the last one."""
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            child = f"{path}.{key}" if path else key
-            if key in seen:
-                line = key_node.start_mark.line + 1
-                raise InvalidInputError(
-                    f"{source} line {line}: {child}: duplicate key",
-                    details={"field": child, "line": line},
-                )
-            seen.add(key)
-            lines[child] = key_node.start_mark.line + 1
-            _index_lines(value_node, child, lines, source)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            child = f"{path}[{i}]"
-            lines[child] = item.start_mark.line + 1
-            _index_lines(item, child, lines, source)
-
-
-def _did_you_mean(key: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(key, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _describe(value: Any) -> str:
-    return repr(value) if not isinstance(value, Mapping | list) else type(value).__name__
-
-
 def _mapping(value: Any, path: str, where: _Where, expected: str) -> Mapping[Any, Any]:
     if not isinstance(value, Mapping):
-        raise where.fail(path, f"expected {expected}, got {_describe(value)}")
+        raise where.fail(path, f"expected {expected}, got {describe(value)}")
     return value
 
 
@@ -457,14 +424,14 @@ def _check_keys(raw: Mapping[Any, Any], allowed: Iterable[str], path: str, where
             child = f"{path}.{key}" if path else str(key)
             raise where.fail(
                 child,
-                f"unknown key{_did_you_mean(str(key), allowed)}; expected one of "
+                f"unknown key{did_you_mean(str(key), allowed)}; expected one of "
                 + ", ".join(allowed),
             )
 
 
 def _parse_bool(value: Any, path: str, where: _Where) -> bool:
     if not isinstance(value, bool):
-        raise where.fail(path, f"expected true or false, got {_describe(value)}")
+        raise where.fail(path, f"expected true or false, got {describe(value)}")
     return value
 
 
@@ -472,7 +439,7 @@ def _parse_count(value: Any, path: str, where: _Where) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise where.fail(path, f"expected a non-negative integer or null, got {_describe(value)}")
+        raise where.fail(path, f"expected a non-negative integer or null, got {describe(value)}")
     return value
 
 
@@ -484,7 +451,7 @@ def _parse_bound(value: Any, logical: str, path: str, where: _Where) -> Bound | 
                                f"not {logical}")
     if logical in ("int", "float"):
         if not _is_number(value):
-            raise where.fail(path, f"expected a number, got {_describe(value)}")
+            raise where.fail(path, f"expected a number, got {describe(value)}")
         return value
     # YAML turns unquoted 2024-01-31 into a date and 2024-01-31 10:00 into a datetime itself.
     if isinstance(value, str):
@@ -507,7 +474,7 @@ def _parse_bound(value: Any, logical: str, path: str, where: _Where) -> Bound | 
         if isinstance(value, date):
             return datetime(value.year, value.month, value.day)
     raise where.fail(path, f"expected an ISO {logical} such as '2024-01-31', got "
-                           f"{_describe(value)}")
+                           f"{describe(value)}")
 
 
 def _parse_rule(name: Any, raw: Any, where: _Where) -> ColumnRule:
@@ -526,16 +493,16 @@ def _parse_rule(name: Any, raw: Any, where: _Where) -> ColumnRule:
     if logical not in LOGICAL_TYPES:
         raise where.fail(
             f"{path}.type",
-            f"expected one of {', '.join(LOGICAL_TYPES)}, got {_describe(logical)}"
-            + _did_you_mean(str(logical), LOGICAL_TYPES),
+            f"expected one of {', '.join(LOGICAL_TYPES)}, got {describe(logical)}"
+            + did_you_mean(str(logical), LOGICAL_TYPES),
         )
     allowed = raw.get("allowed")
     if allowed is not None and not isinstance(allowed, list):
-        raise where.fail(f"{path}.allowed", f"expected a list, got {_describe(allowed)}")
+        raise where.fail(f"{path}.allowed", f"expected a list, got {describe(allowed)}")
     fraction = raw.get("max_null_fraction")
     if fraction is not None and not _is_number(fraction):
         raise where.fail(f"{path}.max_null_fraction",
-                         f"expected a number between 0 and 1, got {_describe(fraction)}")
+                         f"expected a number between 0 and 1, got {describe(fraction)}")
     try:
         return ColumnRule(
             name=name,
@@ -563,10 +530,10 @@ def _parse_contract(data: Any, where: _Where) -> Contract:
     rules = tuple(_parse_rule(name, rule, where) for name, rule in columns_raw.items())
     name = raw.get("name")
     if name is not None and not isinstance(name, str):
-        raise where.fail("name", f"expected a string, got {_describe(name)}")
+        raise where.fail("name", f"expected a string, got {describe(name)}")
     version = raw.get("version")
     if version is not None and (isinstance(version, bool) or not isinstance(version, str | int)):
-        raise where.fail("version", f"expected a string or an integer, got {_describe(version)}"
+        raise where.fail("version", f"expected a string or an integer, got {describe(version)}"
                                     + (" (quote it in YAML)" if isinstance(version, float) else ""))
     try:
         return Contract(

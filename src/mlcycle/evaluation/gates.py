@@ -36,10 +36,9 @@ it says ``when_missing: skip``: a gate that silently passes on missing data is n
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, cast, get_args
 
@@ -48,6 +47,7 @@ import yaml
 from mlcycle.errors import GateFailed, InvalidInputError
 from mlcycle.evaluation.evaluate import EvaluationResult, SegmentResult
 from mlcycle.evaluation.metrics import LOWER_IS_BETTER, METRICS
+from mlcycle.specs import describe, did_you_mean, index_lines
 
 __all__ = ["GATE_KINDS", "Gate", "GateCheck", "GateKind", "GateReport", "GateSet"]
 
@@ -77,11 +77,6 @@ def _metrics_of(task: str | None) -> tuple[str, ...]:
     if task == "classification":
         return tuple(dict.fromkeys((*METRICS["binary"], *METRICS["multiclass"])))
     return METRICS[task]
-
-
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _invalid(field: str, problem: str) -> InvalidInputError:
@@ -128,7 +123,7 @@ class Gate:
         kind = self.kind
         if kind not in GATE_KINDS:
             raise _invalid("kind", f"expected one of {', '.join(GATE_KINDS)}, got {kind!r}"
-                           + _did_you_mean(str(kind), GATE_KINDS))
+                           + did_you_mean(str(kind), GATE_KINDS))
         if not _is_number(self.threshold) or not math.isfinite(self.threshold):
             raise _invalid(kind, f"expected a number, got {self.threshold!r}")
         if kind in ("max_regression", "max_latency_ms_per_row", "max_model_size_mb") \
@@ -140,7 +135,7 @@ class Gate:
                                + ", ".join(_ALL_METRICS))
             if not isinstance(self.metric, str) or self.metric not in _ALL_METRICS:
                 raise _invalid("metric", f"unknown metric {self.metric!r}"
-                               + _did_you_mean(str(self.metric), _ALL_METRICS)
+                               + did_you_mean(str(self.metric), _ALL_METRICS)
                                + "; known metrics: " + ", ".join(_ALL_METRICS))
         elif self.metric is not None:
             raise _invalid("metric", f"a {kind} gate takes no metric, got {self.metric!r}")
@@ -460,7 +455,7 @@ def _check_segments(gate: Gate, result: EvaluationResult) -> GateCheck:
     for name, seg in chosen:
         if seg is None:
             names = [s.name for s in result.segments]
-            missing.append(f"{name} (not in the evaluation{_did_you_mean(name, names)}; "
+            missing.append(f"{name} (not in the evaluation{did_you_mean(name, names)}; "
                            f"segments: {', '.join(names) or 'none'})")
             continue
         if seg.skipped is not None:
@@ -554,7 +549,7 @@ class GateSet:
         object.__setattr__(self, "gates", gates)
         if self.task is not None and self.task not in _TASKS:
             raise _invalid("task", f"expected one of {', '.join(_TASKS)}, got {self.task!r}"
-                           + _did_you_mean(str(self.task), _TASKS))
+                           + did_you_mean(str(self.task), _TASKS))
         for i, gate in enumerate(gates):
             if not isinstance(gate, Gate):
                 raise _invalid(f"gates[{i}]", f"expected a Gate, got {type(gate).__name__}")
@@ -564,7 +559,7 @@ class GateSet:
                 raise _invalid(
                     f"gates[{i}].metric",
                     f"{gate.metric!r} is a {owner} metric, not one of task {self.task}'s"
-                    + _did_you_mean(gate.metric, known) + ": " + ", ".join(known),
+                    + did_you_mean(gate.metric, known) + ": " + ", ".join(known),
                 )
 
     def check(self, result: EvaluationResult) -> GateReport:
@@ -608,7 +603,7 @@ class GateSet:
                     f"{source}: the file is empty; expected a mapping with 'gates'",
                     details={"field": None, "line": None},
                 )
-            _index_lines(node, "", where.lines, source)
+            index_lines(node, "", where.lines, source)
             data = loader.construct_document(node)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
@@ -663,37 +658,11 @@ class _Where:
         return self.fail(path, problem)
 
 
-def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], source: str) -> None:
-    """Record the line of every key path (``gates[1].min``) and refuse duplicate keys, which
-    PyYAML would otherwise resolve silently to the last one."""
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            child = f"{path}.{key}" if path else key
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                raise InvalidInputError(f"{source} line {line}: {child}: duplicate key",
-                                        details={"field": child, "line": line})
-            seen.add(key)
-            lines[child] = line
-            _index_lines(value_node, child, lines, source)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            child = f"{path}[{i}]"
-            lines[child] = item.start_mark.line + 1
-            _index_lines(item, child, lines, source)
-
-
-def _describe(value: Any) -> str:
-    return repr(value) if not isinstance(value, Mapping | list) else type(value).__name__
-
-
 def _check_keys(raw: Mapping[Any, Any], allowed: Sequence[str], path: str, where: _Where) -> None:
     for key in raw:
         if key not in allowed:
             child = f"{path}.{key}" if path else str(key)
-            raise where.fail(child, f"unknown key{_did_you_mean(str(key), allowed)}; expected "
+            raise where.fail(child, f"unknown key{did_you_mean(str(key), allowed)}; expected "
                                     f"one of {', '.join(allowed)}")
 
 
@@ -703,7 +672,7 @@ _PERCENT: Final = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*%\s*$")
 def _parse_gate(raw: Any, path: str, where: _Where, task: str | None = None) -> Gate:
     if not isinstance(raw, Mapping):
         raise where.fail(path, f"expected a gate such as {{metric: accuracy, min: 0.9}}, got "
-                               f"{_describe(raw)}")
+                               f"{describe(raw)}")
     _check_keys(raw, _ITEM_KEYS, path, where)
     kinds = [k for k in raw if k in GATE_KINDS]  # file order: the second one is the extra
     sub = (lambda key: f"{path}.{key}" if path else key)  # noqa: E731
@@ -723,24 +692,24 @@ def _parse_gate(raw: Any, path: str, where: _Where, task: str | None = None) -> 
         value, relative = float(match.group(1)) / 100, True
     elif not _is_number(value):
         hint = " or a percentage such as '2%'" if kind == "max_regression" else ""
-        raise where.fail(sub(kind), f"expected a number{hint}, got {_describe(value)}")
+        raise where.fail(sub(kind), f"expected a number{hint}, got {describe(value)}")
     metric = raw.get("metric")
     if metric is not None and not isinstance(metric, str):
-        raise where.fail(sub("metric"), f"expected a metric name, got {_describe(metric)}")
+        raise where.fail(sub("metric"), f"expected a metric name, got {describe(metric)}")
     if metric is not None and kind in _METRIC_KINDS:
         known = _metrics_of(task)
         if metric not in known:
             owner = next((t for t, names in METRICS.items() if metric in names), None)
             what = (f"{metric!r} is a {owner} metric, not one of task {task}'s" if owner
                     else f"unknown metric {metric!r}" + (f" for task {task}" if task else ""))
-            raise where.fail(sub("metric"), what + _did_you_mean(metric, known)
+            raise where.fail(sub("metric"), what + did_you_mean(metric, known)
                              + "; known: " + ", ".join(known))
     segments = raw.get("segments")
     if isinstance(segments, str):
         segments = [segments]
     if segments is not None and not isinstance(segments, list):
         raise where.fail(sub("segments"), f"expected a list of segment names, got "
-                                          f"{_describe(segments)}")
+                                          f"{describe(segments)}")
     try:
         return Gate(
             kind=cast(GateKind, kind),
@@ -758,17 +727,17 @@ def _parse_gate(raw: Any, path: str, where: _Where, task: str | None = None) -> 
 def _parse_gate_set(data: Any, where: _Where) -> GateSet:
     if not isinstance(data, Mapping):
         raise where.fail("", f"expected a mapping with 'gates' (and optionally 'task'), got "
-                             f"{_describe(data)}")
+                             f"{describe(data)}")
     _check_keys(data, _TOP_KEYS, "", where)
     task = data.get("task")
     if task is not None and task not in _TASKS:
-        raise where.fail("task", f"expected one of {', '.join(_TASKS)}, got {_describe(task)}"
-                                 + _did_you_mean(str(task), _TASKS))
+        raise where.fail("task", f"expected one of {', '.join(_TASKS)}, got {describe(task)}"
+                                 + did_you_mean(str(task), _TASKS))
     raw_gates = data.get("gates")
     if raw_gates is None:
         raise where.fail("gates", "missing; expected a list of gates")
     if not isinstance(raw_gates, list):
-        raise where.fail("gates", f"expected a list of gates, got {_describe(raw_gates)}")
+        raise where.fail("gates", f"expected a list of gates, got {describe(raw_gates)}")
     gates = tuple(_parse_gate(g, f"gates[{i}]", where, task) for i, g in enumerate(raw_gates))
     try:
         return GateSet(gates=gates, task=task)
