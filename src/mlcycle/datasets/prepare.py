@@ -40,7 +40,6 @@ from __future__ import annotations
 import difflib
 import json
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -61,6 +60,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from mlcycle.datasets.segments import sql_expression
 from mlcycle.errors import InvalidInputError, InvalidStateError
 
 if TYPE_CHECKING:
@@ -112,19 +112,8 @@ def _one_or_many(value: Any) -> Any:
 
 Columns = Annotated[list[str], BeforeValidator(_one_or_many), Field(min_length=1)]
 
-# A string literal ('it''s') or a quoted identifier ("my col"); the capture group keeps them in
-# re.split's output at odd positions, so only the code between them is rewritten.
-_QUOTED = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*")""")
-
-
-def _normalise_sql(expr: str) -> str:
-    """``a == 1`` → ``a = 1`` outside literals: Python habits should not be a parse error."""
-    parts = _QUOTED.split(expr)
-    return "".join(p if i % 2 else p.replace("==", "=") for i, p in enumerate(parts))
-
-
 def _compile(expr: str) -> pl.Expr:
-    return pl.sql_expr(_normalise_sql(expr))
+    return sql_expression(expr)
 
 
 def _check_expr(expr: str) -> str:

@@ -21,7 +21,7 @@ import polars as pl
 from mlcycle.datasets.contracts import as_polars
 from mlcycle.errors import InvalidInputError
 
-__all__ = ["Segment", "parse_segments"]
+__all__ = ["Segment", "parse_segments", "sql_expression"]
 
 
 def _sql_equals(expr: str) -> str:
@@ -56,6 +56,12 @@ def _sql_equals(expr: str) -> str:
     return "".join(out)
 
 
+def sql_expression(expr: str) -> pl.Expr:
+    """*expr*, a SQL expression (``==`` accepted for ``=``), as a polars expression; raises
+    what polars raises when it does not parse."""
+    return pl.sql_expr(_sql_equals(expr))
+
+
 @dataclass(frozen=True, slots=True)
 class Segment:
     """A named boolean slice of rows: ``Segment("seniors", "age >= 65")``."""
@@ -82,9 +88,8 @@ class Segment:
         Raises ``InvalidInputError`` naming the segment for SQL that does not parse or a column
         not in *columns*.
         """
-        sql = _sql_equals(self.expr)
         try:
-            parsed = pl.sql_expr(sql)
+            parsed = sql_expression(self.expr)
         except Exception as exc:  # polars raises SQLSyntaxError/SQLInterfaceError/...
             raise InvalidInputError(
                 f"segment {self.name!r}: cannot parse expression {self.expr!r}: {exc}",
