@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+import torch
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -28,8 +29,6 @@ from mlcycle.models import (
     sklearn_to_onnx,
 )
 from mlcycle.testing.flavors import check_flavor
-
-torch = pytest.importorskip("torch")
 
 
 @pytest.fixture(scope="module")
