@@ -234,3 +234,16 @@ def test_every_backend_ingests_and_loads(backend: mc.Client) -> None:
     assert backend.data.profile("cancer").columns["target"].max == 1
     backend.data.infer_contract("cancer@v1")
     assert backend.data.validate("cancer@v1").passed
+
+
+def test_snapshots_are_moved_into_a_local_store_not_copied(csv: Path) -> None:
+    v = mc.data.ingest("orders", csv)
+    store = mc.get_client().service.artifacts
+    scratch = store.scratch_dir()
+    assert scratch is not None and scratch.startswith(str(Path(".mlcycle").resolve()))
+    obj = Path(scratch).parent / "objects" / v.digest[:2] / v.digest[2:]
+    assert obj.is_file()
+    # The snapshot was written beside the objects (same filesystem, so adopted by a link or
+    # rename) and left nothing behind there.
+    assert Path(scratch).is_dir() and not any(Path(scratch).iterdir())
+    assert Path(scratch).stat().st_dev == obj.stat().st_dev

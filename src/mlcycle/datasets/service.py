@@ -205,8 +205,7 @@ class DataService:
         return self.store.get_version(name, ds.latest_version)
 
     def _scratch(self) -> str | None:
-        scratch = getattr(self.artifacts, "scratch_dir", None)
-        return scratch() if callable(scratch) else self.cache_dir
+        return self.artifacts.scratch_dir() or self.cache_dir
 
     def _record_table(self, name: str, table: pa.Table, *, source: Mapping[str, Any],
                       fingerprint: str | None, description: str | None,

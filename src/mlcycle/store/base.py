@@ -184,6 +184,11 @@ class ArtifactStore(abc.ABC):
     def describe(self) -> dict[str, Any]:
         return {"kind": type(self).__name__}
 
+    def scratch_dir(self) -> str | None:
+        """A local folder on the store's own filesystem for files about to be adopted (so
+        ``adopt_file`` can link or rename them in, not copy); ``None`` when there is none."""
+        return None
+
     # files a caller has hashed already (mlcycle.datasets.files) -----------------------------
     # The defaults copy, so every store works; a local store overrides them to hardlink,
     # which is what makes versioning a large folder cost a hash and no second write.

@@ -160,6 +160,9 @@ class FsspecArtifactStore(ArtifactStore):
     def describe(self) -> dict[str, Any]:
         return {"kind": "fsspec", "url": self.url}
 
+    def scratch_dir(self) -> str | None:
+        return f"{self.root}/tmp" if self._local else None
+
     # files hashed by the caller -------------------------------------------------------------
 
     def adopt_file(
