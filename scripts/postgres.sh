@@ -40,6 +40,9 @@ fi
 
 as_postgres "psql -p $PGPORT -tAc \"SELECT 1 FROM pg_roles WHERE rolname='$ROLE'\"" | grep -q 1 \
   || as_postgres "psql -p $PGPORT -qc \"CREATE ROLE $ROLE LOGIN CREATEDB PASSWORD '$PASSWORD'\"" >&2
+# Tests drop their databases WITH (FORCE), which must be able to end any backend still in them,
+# an autovacuum worker included (those run as the superuser).
+as_postgres "psql -p $PGPORT -qc \"GRANT pg_signal_backend TO $ROLE\"" >&2
 as_postgres "psql -p $PGPORT -tAc \"SELECT 1 FROM pg_database WHERE datname='$ROLE'\"" | grep -q 1 \
   || as_postgres "createdb -p $PGPORT -O $ROLE $ROLE" >&2
 
