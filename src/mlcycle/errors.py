@@ -49,6 +49,8 @@ __all__ = [
     "DatasetAlreadyExists",
     "DatasetNotFound",
     "DatasetVersionNotFound",
+    "DeploymentAlreadyExists",
+    "DeploymentNotFound",
     "ExperimentAlreadyExists",
     "ExperimentNotFound",
     "GateFailed",
@@ -65,6 +67,7 @@ __all__ = [
     "PermissionDenied",
     "PipelineError",
     "PipelineRunNotFound",
+    "RevisionConflict",
     "RunNotFound",
     "ServingError",
     "SignatureMismatch",
@@ -144,6 +147,11 @@ class ModelAliasNotFound(NotFoundError):
     headline = "Model alias not found"
 
 
+class DeploymentNotFound(NotFoundError):
+    code = "deployment_not_found"
+    headline = "Deployment not found"
+
+
 class PipelineRunNotFound(NotFoundError):
     code = "pipeline_run_not_found"
     headline = "Pipeline run not found"
@@ -168,6 +176,11 @@ class DatasetAlreadyExists(AlreadyExistsError):
 class ModelAlreadyExists(AlreadyExistsError):
     code = "model_already_exists"
     headline = "Model already exists"
+
+
+class DeploymentAlreadyExists(AlreadyExistsError):
+    code = "deployment_already_exists"
+    headline = "Deployment already exists"
 
 
 class InvalidInputError(MlcycleError):
@@ -204,6 +217,14 @@ class InvalidStateError(MlcycleError):
     code = "invalid_state"
     headline = "Invalid state"
     http_status = 409
+
+
+class RevisionConflict(InvalidStateError):
+    """A write that expected a record at one revision found another: someone changed it first.
+    Re-read and decide again (``details`` holds ``expected`` and ``actual``)."""
+
+    code = "revision_conflict"
+    headline = "Changed by someone else"
 
 
 class AuthError(MlcycleError):

@@ -1,6 +1,15 @@
 """Frozen records of the domain. No I/O here; database rows and API shapes are other classes."""
 
 from mlcycle.entities._data import ColumnSchema, ContractVersion, Dataset, DatasetVersion
+from mlcycle.entities._deploy import (
+    DEPLOYMENT_EVENT_KINDS,
+    DEPLOYMENT_PHASES,
+    DEPLOYMENT_STRATEGIES,
+    Deployment,
+    DeploymentEvent,
+    WorkerReport,
+    check_deployment_name,
+)
 from mlcycle.entities._pipelines import (
     PIPELINE_STATUSES,
     STEP_STATUSES,
@@ -36,6 +45,9 @@ from mlcycle.entities._tracking import (
 __all__ = [
     "ACTIVE",
     "ARCHIVED",
+    "DEPLOYMENT_EVENT_KINDS",
+    "DEPLOYMENT_PHASES",
+    "DEPLOYMENT_STRATEGIES",
     "EVENT_KINDS",
     "MODEL_STATUSES",
     "PIPELINE_STATUSES",
@@ -45,6 +57,8 @@ __all__ = [
     "ContractVersion",
     "Dataset",
     "DatasetVersion",
+    "Deployment",
+    "DeploymentEvent",
     "Experiment",
     "Metric",
     "MetricHistory",
@@ -57,7 +71,9 @@ __all__ = [
     "RunInput",
     "StepOutput",
     "StepRun",
+    "WorkerReport",
     "check_alias",
+    "check_deployment_name",
     "check_model_name",
     "from_ms",
     "now_ms",

@@ -18,6 +18,8 @@ from mlcycle.entities import (
     ContractVersion,
     Dataset,
     DatasetVersion,
+    Deployment,
+    DeploymentEvent,
     Experiment,
     Metric,
     MetricHistory,
@@ -30,6 +32,7 @@ from mlcycle.entities import (
     RunInput,
     StepOutput,
     StepRun,
+    WorkerReport,
 )
 from mlcycle.errors import InvalidInputError, InvalidStateError, StoreError
 from mlcycle.types import UNSET, JSONValue, RunStatus, Unset
@@ -37,6 +40,7 @@ from mlcycle.types import UNSET, JSONValue, RunStatus, Unset
 __all__ = [
     "ArtifactStore",
     "DatasetStore",
+    "DeploymentStore",
     "ModelRegistryStore",
     "PipelineStore",
     "TrackingStore",
@@ -562,6 +566,85 @@ class PipelineStore(abc.ABC):
     @abc.abstractmethod
     def find_cached_step_run(self, cache_key: str) -> StepRun | None:
         """The newest ``finished`` step run with *cache_key*, if any."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+class DeploymentStore(abc.ABC):
+    """Deployment state, its history, and what serving workers report.
+
+    Every change is a compare-and-set on ``revision`` written in one transaction with its
+    :class:`DeploymentEvent`, so two controllers (one per serving worker) deciding at the same
+    moment cannot both apply a decision: the second gets ``RevisionConflict``.
+    """
+
+    @abc.abstractmethod
+    def create_deployment(
+        self,
+        name: str,
+        *,
+        model: str,
+        version: int,
+        config: Mapping[str, JSONValue] | None = None,
+        description: str = "",
+        actor: str | None = None,
+    ) -> Deployment:
+        """A new deployment serving *model* version *version* (``stable``, revision 1), with a
+        ``created`` event; ``DeploymentAlreadyExists`` when the name is taken."""
+
+    @abc.abstractmethod
+    def get_deployment(self, name: str) -> Deployment:
+        """The deployment; ``DeploymentNotFound`` when there is none. Cheap (one row by key):
+        serving workers call it to poll."""
+
+    @abc.abstractmethod
+    def list_deployments(self) -> list[Deployment]:
+        """All deployments, by name."""
+
+    @abc.abstractmethod
+    def update_deployment(
+        self,
+        name: str,
+        *,
+        expected_revision: int,
+        event: str,
+        reason: str = "",
+        details: Mapping[str, JSONValue] | None = None,
+        actor: str | None = None,
+        stable_version: int | Unset = UNSET,
+        candidate_version: int | Unset | None = UNSET,
+        previous_version: int | Unset | None = UNSET,
+        strategy: str | Unset = UNSET,
+        phase: str | Unset = UNSET,
+        weight: float | Unset = UNSET,
+        step: int | Unset = UNSET,
+        rollout: int | Unset = UNSET,
+        config: Mapping[str, JSONValue] | Unset = UNSET,
+        description: str | Unset = UNSET,
+    ) -> Deployment:
+        """Change the given fields (``UNSET`` leaves one alone), bump the revision and record
+        *event* — all or nothing. ``RevisionConflict`` when the stored revision is not
+        *expected_revision*. An update that changes no field still records the event (a
+        controller ``decision``) but keeps the revision."""
+
+    @abc.abstractmethod
+    def delete_deployment(self, name: str) -> None:
+        """Remove the deployment, its events and worker reports."""
+
+    @abc.abstractmethod
+    def list_deployment_events(
+        self, name: str, *, max_results: int = 100
+    ) -> list[DeploymentEvent]:
+        """The deployment's events, newest first."""
+
+    @abc.abstractmethod
+    def report_worker(self, report: WorkerReport) -> None:
+        """Insert or replace what worker ``report.worker_id`` says about its deployment."""
+
+    @abc.abstractmethod
+    def list_worker_reports(self, name: str) -> list[WorkerReport]:
+        """The last report of every worker that has served *name*, newest heartbeat first."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
