@@ -20,7 +20,10 @@ demo: $(STAMP)
 
 # PostgreSQL is started (and a test role created) by scripts/postgres.sh; its URL reaches the
 # tests through MLCYCLE_TEST_POSTGRES_URI, and they fail rather than skip when it is set.
+# scripts/prometheus.sh installs Debian's prometheus when it is missing (the scrape test starts
+# its own server); under `make test` that test fails rather than skip without it.
 test: $(STAMP)
+	@bash scripts/prometheus.sh
 	@eval "$$(bash scripts/postgres.sh)" && $(PY) -m pytest
 
 postgres:
