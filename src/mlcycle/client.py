@@ -35,6 +35,7 @@ from mlcycle.registry.service import RegistryService
 from mlcycle.store.base import (
     ArtifactStore,
     DatasetStore,
+    DeploymentStore,
     ModelRegistryStore,
     PipelineStore,
     TrackingStore,
@@ -48,12 +49,14 @@ from mlcycle.types import RunStatus
 
 if TYPE_CHECKING:
     from mlcycle.datasets.service import DataService
+    from mlcycle.deploy.service import DeploymentService
 
 __all__ = [
     "ActiveRun",
     "Client",
     "active_run",
     "open_dataset_store",
+    "open_deployment_store",
     "open_pipeline_store",
     "open_registry_store",
     "open_stores",
@@ -149,6 +152,18 @@ def open_pipeline_store(tracking: TrackingStore) -> PipelineStore:
                             details={"store": type(tracking).__name__})
 
 
+def open_deployment_store(tracking: TrackingStore) -> DeploymentStore:
+    """The deployment state beside a tracking store: the same database, or the same server."""
+    from mlcycle.store.sql import SqlTrackingStore
+
+    if isinstance(tracking, SqlTrackingStore):
+        from mlcycle.store.sql.deployments import SqlDeploymentStore
+
+        return SqlDeploymentStore(tracking.engine)
+    raise InvalidStateError(f"no deployment store goes with {type(tracking).__name__}",
+                            details={"store": type(tracking).__name__})
+
+
 class Client:
     """``Client()`` reads ``MLCYCLE_*`` settings; ``Client("http://host:8080")`` talks to a server.
 
@@ -174,6 +189,7 @@ class Client:
         )
         self._data: DataService | None = None
         self._registry: RegistryService | None = None
+        self._deployments: DeploymentService | None = None
 
     @property
     def data(self) -> DataService:
@@ -194,6 +210,16 @@ class Client:
             self._registry = RegistryService(open_registry_store(self.service.store),
                                              self.service.store)
         return self._registry
+
+    @property
+    def deployments(self) -> DeploymentService:
+        """Deployments (direct, blue-green, canary, shadow) of this client's registered models."""
+        if self._deployments is None:
+            from mlcycle.deploy.service import DeploymentService
+
+            self._deployments = DeploymentService(open_deployment_store(self.service.store),
+                                                  self.registry)
+        return self._deployments
 
     def close(self) -> None:
         self.writer.close()

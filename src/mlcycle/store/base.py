@@ -589,9 +589,11 @@ class DeploymentStore(abc.ABC):
         config: Mapping[str, JSONValue] | None = None,
         description: str = "",
         actor: str | None = None,
+        reason: str = "",
     ) -> Deployment:
         """A new deployment serving *model* version *version* (``stable``, revision 1), with a
-        ``created`` event; ``DeploymentAlreadyExists`` when the name is taken."""
+        ``created`` event (its reason *reason*, or one the store words); ``DeploymentAlreadyExists``
+        when the name is taken."""
 
     @abc.abstractmethod
     def get_deployment(self, name: str) -> Deployment:

@@ -329,3 +329,59 @@ step_runs = Table(
     # A cache lookup: the newest finished step run with a key, read from the index alone.
     Index(None, "cache_key", "status", "ended_at"),
 )
+
+# --- deployments ----------------------------------------------------------------------------
+
+# One row per deployment, read by every serving worker about once a second (by key). Every
+# change is a compare-and-set on ``revision``.
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("model", String(256), nullable=False),
+    Column("stable_version", Integer, nullable=False),
+    Column("candidate_version", Integer),
+    Column("previous_version", Integer),
+    Column("strategy", String(16), nullable=False),
+    Column("phase", String(16), nullable=False),
+    Column("weight", Float, nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("rollout", Integer, nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("revision", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# Append-only, written in the same transaction as the change it records.
+deployment_events = Table(
+    "deployment_events",
+    metadata,
+    Column("event_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("deployment", String(128), ForeignKey("deployments.name", ondelete="CASCADE"),
+           nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("revision", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(256)),
+    Column("details", JSON, nullable=False),
+    Index(None, "deployment", "event_id"),
+)
+
+# The last report of each serving worker: replaced in place, one row per worker.
+deployment_workers = Table(
+    "deployment_workers",
+    metadata,
+    Column("deployment", String(128), ForeignKey("deployments.name", ondelete="CASCADE"),
+           primary_key=True),
+    Column("worker_id", String(256), primary_key=True),
+    Column("heartbeat_at", BigInteger, nullable=False),
+    Column("revision", BigInteger, nullable=False),
+    Column("rollout", Integer, nullable=False),
+    Column("ready_versions", JSON, nullable=False),
+    Column("stats", JSON, nullable=False),  # {"<version>": VersionStats.to_json()}
+    Column("info", JSON, nullable=False),
+)
