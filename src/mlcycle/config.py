@@ -61,6 +61,29 @@ class Settings(BaseSettings):
         default=None, description="The model a `mlcycle serve` worker process loads (set by the "
         "command for its workers).")
     serve_name: str | None = Field(default=None, description="The name it is served under.")
+    serve_deployment: str | None = Field(
+        default=None, description="The deployment a `mlcycle serve --deployment` worker follows "
+        "(set by the command for its workers).")
+    serve_token: SecretStr | None = Field(
+        default=None, description="Model server: the bearer token /predict, /v2/models/*/infer "
+        "and /feedback require (none: open). Not the tracking server's `token`.")
+    serve_max_batch_size: int = Field(
+        default=256, ge=1, description="Model server: rows per micro-batched model call.")
+    serve_max_wait_ms: float = Field(
+        default=0.0, ge=0, description="Model server: how long a micro-batch may wait to fill "
+        "(0: take what queued while the previous call ran, never wait).")
+    serve_max_queue: int = Field(
+        default=4096, ge=1, description="Model server: rows that may wait for the model; beyond "
+        "it requests get 429 with Retry-After.")
+    serve_log: bool = Field(
+        default=True, description="Model server: log every prediction and feedback label.")
+    prediction_log_uri: str | None = Field(
+        default=None, description="Where prediction and feedback logs go (a folder or any "
+        "fsspec URL). Default: `artifact_uri`/logs.")
+    prometheus_multiproc_dir: str | None = Field(
+        default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR",
+        description="prometheus_client's multiprocess folder: set by `mlcycle serve --workers "
+        "N` so that /metrics sums every worker.")
 
     @field_validator("read_tokens", mode="before")
     @classmethod
@@ -95,6 +118,12 @@ class Settings(BaseSettings):
         if self.artifact_uri:
             return self.artifact_uri
         return str((self.home / "artifacts").resolve())
+
+    @property
+    def resolved_prediction_log_uri(self) -> str:
+        if self.prediction_log_uri:
+            return self.prediction_log_uri
+        return f"{self.resolved_artifact_uri.rstrip('/')}/logs"
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -137,8 +137,8 @@ def test_metrics_count_requests_per_model_version(client: TestClient, frame) -> 
         client.post("/predict", json=X.head(2).to_dict(orient="records"))
     client.post("/predict", json=[{"age": "x", "income": 1.0}])
     text = client.get("/metrics").text
-    assert ('mlcycle_serving_requests_total{endpoint="predict",model="clf",status="200",'
-            'version="3"} 3.0') in text
+    assert ('mlcycle_serving_requests_total{endpoint="predict",model="clf",role="stable",'
+            'status="200",version="3"} 3.0') in text
     assert 'status="422"' in text
     assert "mlcycle_serving_request_duration_seconds_bucket" in text
     assert 'mlcycle_serving_in_flight{model="clf",version="3"} 0.0' in text
@@ -173,19 +173,36 @@ def test_serve_with_workers_hands_the_model_over_in_the_environment(
     from mlcycle.cli.main import app
 
     home, expected = registered
-    for name in ("MLCYCLE_TRACKING_URI", serve_cli.MODEL_URI_VARIABLE, "MLCYCLE_SERVE_NAME"):
+    for name in ("MLCYCLE_TRACKING_URI", serve_cli.MODEL_URI_VARIABLE, "MLCYCLE_SERVE_NAME",
+                 serve_cli.DEPLOYMENT_VARIABLE, "PROMETHEUS_MULTIPROC_DIR",
+                 "MLCYCLE_SERVE_MAX_BATCH_SIZE"):
         monkeypatch.setenv(name, "overridden-below")  # so that the test restores them
         monkeypatch.delenv(name)
     monkeypatch.setenv("MLCYCLE_HOME", str(home))
-    calls: list[tuple[object, dict[str, object]]] = []
-    monkeypatch.setattr("uvicorn.run", lambda target, **kw: calls.append((target, kw)))
+    started: list[tuple[object, list[socket.socket]]] = []
+
+    class _Supervisor:  # uvicorn's, minus starting the processes
+        def __init__(self, config: object, sockets: list[socket.socket]) -> None:
+            started.append((config, sockets))
+
+        def run(self) -> None:
+            assert os.path.isdir(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+
+    monkeypatch.setattr("uvicorn.supervisors.Multiprocess", _Supervisor)
     result = CliRunner().invoke(app, ["serve", "models:/clf@production", "--workers", "2",
-                                      "--name", "cancer"])
+                                      "--name", "cancer", "--port", str(_free_port()),
+                                      "--max-batch-size", "32"])
     assert result.exit_code == 0, result.output
-    target, options = calls[0]
-    assert target == serve_cli.APP_FACTORY
-    assert options["factory"] is True and options["workers"] == 2
+    config, (sock,) = started[0]
+    assert config.app == serve_cli.APP_FACTORY  # type: ignore[attr-defined]
+    assert config.factory and config.workers == 2  # type: ignore[attr-defined]
+    assert config.loop == "uvloop" and config.http == "httptools"  # type: ignore[attr-defined]
+    # The listening socket the workers share has TCP_NODELAY, so its connections have it.
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    sock.close()
     assert os.environ[serve_cli.MODEL_URI_VARIABLE] == "models:/clf@production"
+    assert os.environ["MLCYCLE_SERVE_MAX_BATCH_SIZE"] == "32"
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")  # removed with its folder
     with TestClient(serve_cli.app_from_env()) as worker:  # what each worker process builds
         assert worker.get("/v2/models/cancer").json()["versions"] == ["1"]
         X, _ = frame
