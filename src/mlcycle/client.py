@@ -160,6 +160,12 @@ def open_deployment_store(tracking: TrackingStore) -> DeploymentStore:
         from mlcycle.store.sql.deployments import SqlDeploymentStore
 
         return SqlDeploymentStore(tracking.engine)
+    from mlcycle.store.rest import RestTrackingStore
+
+    if isinstance(tracking, RestTrackingStore):
+        from mlcycle.store.rest.deployments import RestDeploymentStore
+
+        return RestDeploymentStore(tracking.http)
     raise InvalidStateError(f"no deployment store goes with {type(tracking).__name__}",
                             details={"store": type(tracking).__name__})
 

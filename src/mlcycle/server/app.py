@@ -23,12 +23,14 @@ from mlcycle.server.errors import install_error_handlers
 from mlcycle.store.base import (
     ArtifactStore,
     DatasetStore,
+    DeploymentStore,
     ModelRegistryStore,
     PipelineStore,
     TrackingStore,
 )
 from mlcycle.store.sql import SqlTrackingStore
 from mlcycle.store.sql.datasets import SqlDatasetStore
+from mlcycle.store.sql.deployments import SqlDeploymentStore
 from mlcycle.store.sql.pipelines import SqlPipelineStore
 from mlcycle.store.sql.registry import SqlModelRegistryStore
 from mlcycle.tracking.service import TrackingService
@@ -43,13 +45,14 @@ def create_app(
     datasets: DatasetStore | None = None,
     registry: ModelRegistryStore | None = None,
     pipelines: PipelineStore | None = None,
+    deployments: DeploymentStore | None = None,
 ) -> FastAPI:
     """The server's app over *stores*, or over the SQL and artifact stores that *settings* name.
 
     Datasets are kept by *datasets*, or by default in the tracking store's database (without a
     SQL tracking store and no *datasets*, the dataset routes answer ``invalid_state``); the
-    model registry likewise by *registry*, and pipeline records by *pipelines*, or in the
-    tracking store's database.
+    model registry likewise by *registry*, pipeline records by *pipelines* and deployment
+    state by *deployments*, or in the tracking store's database.
     Stores handed in belong to the caller, who closes them; stores opened here are closed when
     the app shuts down.
     """
@@ -62,6 +65,8 @@ def create_app(
         registry = SqlModelRegistryStore(tracking.engine)
     if pipelines is None and isinstance(tracking, SqlTrackingStore):
         pipelines = SqlPipelineStore(tracking.engine)
+    if deployments is None and isinstance(tracking, SqlTrackingStore):
+        deployments = SqlDeploymentStore(tracking.engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -80,6 +85,7 @@ def create_app(
     app.state.datasets = datasets
     app.state.registry = registry
     app.state.pipelines = pipelines
+    app.state.deployments = deployments
     app.state.tokens = TokenPolicy.from_settings(settings)
     install_error_handlers(app)
     app.include_router(health.router)

@@ -14,10 +14,19 @@ from fastapi import Depends, Request
 
 from mlcycle.errors import InvalidInputError, InvalidStateError
 from mlcycle.server.auth import TokenPolicy
-from mlcycle.store.base import DatasetStore, ModelRegistryStore, PipelineStore
+from mlcycle.store.base import DatasetStore, DeploymentStore, ModelRegistryStore, PipelineStore
 from mlcycle.tracking.service import TrackingService
 
-__all__ = ["READ_ONLY", "Datasets", "Pipelines", "RawJSON", "Registry", "Service", "authorize"]
+__all__ = [
+    "READ_ONLY",
+    "Datasets",
+    "Deployments",
+    "Pipelines",
+    "RawJSON",
+    "Registry",
+    "Service",
+    "authorize",
+]
 
 #: ``openapi_extra`` of a POST route that only reads (a search, whose body is too big for a
 #: query string), so that read-only tokens may call it. Every method other than GET and HEAD
@@ -64,6 +73,17 @@ async def get_pipelines(request: Request) -> PipelineStore:
 
 
 Pipelines = Annotated[PipelineStore, Depends(get_pipelines)]
+
+
+async def get_deployments(request: Request) -> DeploymentStore:
+    store: DeploymentStore | None = request.app.state.deployments
+    if store is None:
+        raise InvalidStateError("this server keeps no deployments: its tracking store is not a "
+                                "SQL store and no deployment store was handed to create_app")
+    return store
+
+
+Deployments = Annotated[DeploymentStore, Depends(get_deployments)]
 
 
 async def authorize(request: Request) -> None:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from mlcycle.server.api import artifacts, datasets, experiments, models, pipelines, runs
+from mlcycle.server.api import (
+    artifacts,
+    datasets,
+    deployments,
+    experiments,
+    models,
+    pipelines,
+    runs,
+)
 from mlcycle.server.deps import authorize
 
 __all__ = ["api_router"]
@@ -17,3 +25,4 @@ api_router.include_router(artifacts.router)
 api_router.include_router(datasets.router)
 api_router.include_router(models.router)
 api_router.include_router(pipelines.router)
+api_router.include_router(deployments.router)
