@@ -8,19 +8,24 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import SecretStr
 from sklearn.linear_model import LogisticRegression
 from starlette.testclient import TestClient
 
 import mlcycle as mc
 from mlcycle.models import PyFuncModel, PythonModel, load_model, save_model
-from mlcycle.serving import ServingSettings, create_serving_app
+from mlcycle.serving import BatchSettings, ServingSettings, create_serving_app
 
 
 @pytest.fixture(scope="module")
@@ -244,3 +249,201 @@ def test_mlcycle_serve_runs_a_registered_model(tmp_path: Path, registered, frame
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+# --- micro-batching, logs, feedback and auth on a live server ---------------------------------
+
+_GATE = threading.Event()
+_GATE.set()
+
+
+class _Gated(PythonModel):
+    """Doubles ``x``; waits while the test holds ``_GATE``, so requests queue behind it."""
+
+    def predict(self, data):  # type: ignore[no-untyped-def]
+        assert _GATE.wait(30), "the test never released the model"
+        return data["x"] * 2
+
+
+@contextmanager
+def _live(app: object) -> Iterator[str]:
+    """*app* under uvicorn on a free loopback port, in a thread: its base URL."""
+    import uvicorn
+
+    from mlcycle.cli.serve import listening_socket
+
+    sock = listening_socket("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))  # type: ignore[arg-type]
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(300):
+            if server.started:
+                break
+            assert thread.is_alive(), "the server stopped while starting"
+            time.sleep(0.05)
+        assert server.started, "the server did not start within 15 s"
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        sock.close()
+
+
+def _metric(base: str, line_start: str) -> float | None:
+    for line in httpx.get(f"{base}/metrics", timeout=5).text.splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def _until(condition, what: str, attempts: int = 200) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(attempts):
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{what}: not within {attempts * 0.05:g} s")
+
+
+@pytest.fixture(scope="module")
+def gated(tmp_path_factory: pytest.TempPathFactory) -> PyFuncModel:
+    path = tmp_path_factory.mktemp("gated") / "m"
+    save_model(_Gated(), path, input_example=pd.DataFrame({"x": [1.0]}))
+    return load_model(path)
+
+
+def test_concurrent_requests_share_one_model_call_and_a_full_queue_is_429(gated) -> None:
+    app = create_serving_app(gated, name="gated", version="1", settings=ServingSettings(
+        batch=BatchSettings(max_queue=4), log_uri=None))
+    in_flight = 'mlcycle_serving_in_flight{model="gated",version="1"}'
+    with _live(app) as base, ThreadPoolExecutor(4) as pool:
+        def post(rows: list[dict]) -> httpx.Response:
+            return httpx.post(f"{base}/predict", json=rows, timeout=30)
+
+        _GATE.clear()
+        try:
+            first = pool.submit(post, [{"x": 1.0}])
+            _until(lambda: _metric(base, in_flight) == 1, "the first request in the model")
+            queued = [pool.submit(post, rows) for rows in
+                      ([{"x": 2.0}, {"x": 3.0}], [{"x": 4.0}], [{"x": 5.0}])]
+            _until(lambda: _metric(base, in_flight) == 4, "three requests queued")
+            refused = post([{"x": 6.0}])  # 4 rows wait: the queue's bound
+        finally:
+            _GATE.set()
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+        assert refused.json()["error"]["code"] == "overloaded"
+        answers = [f.result().json()["predictions"] for f in (first, *queued)]
+        assert answers == [[2.0], [4.0, 6.0], [8.0], [10.0]]
+        labels = '{model="gated",version="1"}'
+        # One call for the first request, one for the three queued behind it (4 rows).
+        assert _metric(base, f"mlcycle_serving_batch_rows_count{labels}") == 2
+        assert _metric(base, f"mlcycle_serving_batch_rows_sum{labels}") == 5
+        assert _metric(base, f"mlcycle_serving_rejected_total{labels}") == 1
+
+
+def _read_log(root: Path, kind: str) -> pd.DataFrame:
+    import duckdb
+
+    files = sorted(root.glob(f"{kind}/deployment=*/date=*/*.parquet"))
+    if not files:
+        return pd.DataFrame()
+    return duckdb.sql(
+        f"SELECT * FROM read_parquet({[str(f) for f in files]!r}, hive_partitioning=true, "
+        "union_by_name=true) ORDER BY request_id, row").df()
+
+
+def test_every_prediction_is_logged_to_parquet(model: PyFuncModel, frame, tmp_path: Path
+                                               ) -> None:
+    X, _ = frame
+    settings = ServingSettings(log_uri=str(tmp_path / "logs"), log_flush_interval=0.05)
+    sent: dict[str, pd.DataFrame] = {}
+    with TestClient(create_serving_app(model, name="clf", version="3",
+                                       settings=settings)) as c:
+        for rows in (X.iloc[0:1], X.iloc[1:3], X.iloc[3:4]):
+            reply = c.post("/predict", json=rows.to_dict(orient="records"))
+            assert reply.headers["x-model-version"] == "3"
+            sent[reply.headers["x-request-id"]] = rows
+        given = c.post("/predict", json=X.iloc[4:5].to_dict(orient="records"),
+                       headers={"x-request-id": "client-chosen-1"})
+        assert given.headers["x-request-id"] == "client-chosen-1"
+        sent["client-chosen-1"] = X.iloc[4:5]
+        _until(lambda: len(_read_log(tmp_path / "logs", "predictions")) == 5, "5 logged rows")
+    log = _read_log(tmp_path / "logs", "predictions")
+    assert set(log["request_id"]) == set(sent)
+    assert set(log["deployment"]) == {"clf"} and set(log["version"]) == {"3"}
+    assert set(log["role"]) == {"stable"} and set(log["status"]) == {200}
+    assert (log["latency_ms"] > 0).all() and str(log["time"].dt.tz).endswith("UTC")
+    for request_id, rows in sent.items():
+        logged = log[log["request_id"] == request_id]
+        assert logged["row"].tolist() == list(range(len(rows)))
+        assert logged["input_age"].tolist() == rows["age"].tolist()
+        assert logged["output"].tolist() == model.predict(rows).tolist()
+
+
+def test_a_stalled_log_drops_and_counts_instead_of_blocking(model: PyFuncModel, frame,
+                                                             tmp_path: Path) -> None:
+    X, _ = frame
+    settings = ServingSettings(log_uri=str(tmp_path / "logs"), log_max_rows=2,
+                               log_flush_interval=3600)  # the writer never gets to it
+    with TestClient(create_serving_app(model, name="clf", version="3",
+                                       settings=settings)) as c:
+        for i in range(3):
+            assert c.post("/predict", json=X.iloc[i:i + 1].to_dict(
+                orient="records")).status_code == 200
+        text = c.get("/metrics").text
+    assert 'mlcycle_serving_log_dropped_total{log="predictions",reason="queue_full"} 1.0' in text
+    assert len(_read_log(tmp_path / "logs", "predictions")) == 2  # what queued, at shutdown
+
+
+def test_feedback_is_counted_for_the_version_and_logged(model: PyFuncModel, frame,
+                                                        tmp_path: Path) -> None:
+    X, _ = frame
+    settings = ServingSettings(log_uri=str(tmp_path / "logs"), log_flush_interval=0.05)
+    app = create_serving_app(model, name="clf", version="3", settings=settings)
+    with TestClient(app) as c:
+        reply = c.post("/predict", json=X.iloc[0:2].to_dict(orient="records"))
+        request_id = reply.headers["x-request-id"]
+        predictions = reply.json()["predictions"]
+        accepted = c.post("/feedback", json=[
+            {"request_id": request_id, "labels": predictions},  # both right
+            {"request_id": "from-another-worker", "label": 1},
+        ])
+        assert accepted.json() == {"accepted": 3, "matched": 2}
+        again = c.post("/feedback", json={"request_id": request_id, "row": 1, "label": 0})
+        assert again.json() == {"accepted": 1, "matched": 0}  # row 1 was counted already
+        bad = c.post("/feedback", json=[{"request_id": "a", "label": 1},
+                                        {"request_id": "b", "row": -1, "label": 1}])
+        assert bad.status_code == 422 and bad.json()["error"]["details"]["field"] == "[1].row"
+        neither = c.post("/feedback", json={"request_id": "a"})
+        assert neither.status_code == 422 and "label" in neither.json()["error"]["message"]
+        stats = app.state.runtime.table.stable.stats
+        assert stats.feedback == 2 and stats.correct == 2
+        assert ('mlcycle_serving_feedback_total{deployment="clf",matched="true"} 2.0'
+                in c.get("/metrics").text)
+        _until(lambda: len(_read_log(tmp_path / "logs", "feedback")) == 4, "4 feedback rows")
+    log = _read_log(tmp_path / "logs", "feedback")
+    assert log[log["request_id"] == request_id]["row"].tolist() == [0, 1, 1]
+
+
+def test_a_serve_token_guards_predictions_and_feedback_only(
+        model: PyFuncModel, frame, caplog: pytest.LogCaptureFixture) -> None:
+    X, _ = frame
+    rows = X.head(1).to_dict(orient="records")
+    settings = ServingSettings(token=SecretStr("s3cret-token"))
+    with TestClient(create_serving_app(model, name="clf", version="3", settings=settings)) as c:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-token"}):
+            refused = c.post("/predict", json=rows, headers=headers)
+            assert refused.status_code == 401
+            assert refused.headers["www-authenticate"].startswith("Bearer")
+        good = {"Authorization": "Bearer s3cret-token"}
+        assert c.post("/predict", json=rows, headers=good).status_code == 200
+        v2 = {"inputs": [{"name": "age", "shape": [1], "datatype": "INT64", "data": [30]},
+                         {"name": "income", "shape": [1], "datatype": "FP64", "data": [5.0]}]}
+        assert c.post("/v2/models/clf/infer", json=v2).status_code == 401
+        assert c.post("/v2/models/clf/infer", json=v2, headers=good).status_code == 200
+        feedback = {"request_id": "x", "label": 1}
+        assert c.post("/feedback", json=feedback).status_code == 401
+        assert c.post("/feedback", json=feedback, headers=good).status_code == 200
+        for open_path in ("/v2/health/live", "/v2/health/ready", "/v2/models/clf", "/metrics"):
+            assert c.get(open_path).status_code == 200, open_path
+    assert "s3cret-token" not in caplog.text
