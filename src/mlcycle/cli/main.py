@@ -24,7 +24,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from mlcycle.cli import data, experiments, models, pipelines, runs, serve, server
+from mlcycle.cli import data, deploy, experiments, models, pipelines, runs, serve, server
 from mlcycle.cli.context import CliContext
 from mlcycle.cli.output import err_console, print_error, print_note
 from mlcycle.errors import (
@@ -98,6 +98,7 @@ app.add_typer(data.app)
 app.add_typer(models.app)
 app.add_typer(pipelines.app)
 app.add_typer(pipelines.sweep_app)
+app.add_typer(deploy.app)
 app.command("server")(server.serve)
 app.command("serve")(serve.serve)
 
