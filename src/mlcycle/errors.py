@@ -13,16 +13,19 @@
     │   ├── ModelNotFound           model_not_found
     │   ├── ModelVersionNotFound    model_version_not_found
     │   ├── ModelAliasNotFound      model_alias_not_found
+    │   ├── DeploymentNotFound      deployment_not_found
     │   └── PipelineRunNotFound     pipeline_run_not_found
     ├── AlreadyExistsError          already_exists       409
     │   ├── ExperimentAlreadyExists experiment_already_exists
     │   ├── DatasetAlreadyExists    dataset_already_exists
-    │   └── ModelAlreadyExists      model_already_exists
+    │   ├── ModelAlreadyExists      model_already_exists
+    │   └── DeploymentAlreadyExists deployment_already_exists
     ├── InvalidInputError           invalid_input        400
     │   ├── InvalidFilter           invalid_filter
     │   ├── SignatureMismatch       signature_mismatch   (model input unlike its signature)
     │   └── SourceError             source_error         (a data source unreadable or malformed)
     ├── InvalidStateError           invalid_state        409
+    │   └── RevisionConflict        revision_conflict    (changed by someone else first)
     ├── AuthError                   unauthorized         401
     │   └── PermissionDenied        forbidden            403
     ├── StoreError                  store_error          500

@@ -205,6 +205,30 @@ def test_worker_ids_may_hold_any_character(store: DeploymentStore) -> None:
     assert [r.worker_id for r in store.list_worker_reports("web")] == ["pod/web-7f9c:8080 #2"]
 
 
+def test_concurrent_compare_and_sets_apply_exactly_one(store: DeploymentStore) -> None:
+    """Eight threads, each a compare-and-set from the same revision: one wins."""
+    store.create_deployment("web", model="iris", version=1)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def attempt(i: int) -> None:
+        barrier.wait()
+        try:
+            store.update_deployment("web", expected_revision=1, event="step", step=i)
+            outcomes.append("applied")
+        except RevisionConflict:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["applied"] + ["conflict"] * 7
+    assert store.get_deployment("web").revision == 2
+    assert [e.kind for e in store.list_deployment_events("web")] == ["step", "created"]
+
+
 # --- the server only ------------------------------------------------------------------------
 
 WRITE, READ = "write-token-dep", "read-token-dep"
@@ -272,29 +296,3 @@ def test_writes_need_the_write_token(tmp_path: Path, tracking: SqlTrackingStore)
             with pytest.raises(PermissionDenied):
                 write()
         assert reader.get_deployment("web").weight == 0.0
-
-
-def test_concurrent_compare_and_sets_apply_exactly_one(tmp_path: Path,
-                                                       tracking: SqlTrackingStore) -> None:
-    """Eight threads, each a compare-and-set from the same revision: one wins."""
-    store = SqlDeploymentStore(tracking.engine)
-    store.create_deployment("web", model="iris", version=1)
-    outcomes: list[str] = []
-    barrier = threading.Barrier(8)
-
-    def attempt(i: int) -> None:
-        barrier.wait()
-        try:
-            store.update_deployment("web", expected_revision=1, event="step", step=i)
-            outcomes.append("applied")
-        except RevisionConflict:
-            outcomes.append("conflict")
-
-    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(outcomes) == ["applied"] + ["conflict"] * 7
-    assert store.get_deployment("web").revision == 2
-    assert [e.kind for e in store.list_deployment_events("web")] == ["step", "created"]

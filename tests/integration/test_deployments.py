@@ -307,3 +307,31 @@ def test_two_controllers_ticking_at_once_apply_one_change(
     d = a.get("web")
     assert (d.step, d.weight, d.revision) == (1, 25.0, seen.revision + 1)
     assert [e.kind for e in a.history("web")].count("step") == 1
+
+
+def test_the_controller_runs_the_same_through_a_server(tmp_path: Path, clock: Clock) -> None:
+    """Workers that follow a deployment on an ``mlcycle server`` tick through its REST API."""
+    import mlcycle as mc
+    from mlcycle.config import Settings
+    from mlcycle.store.rest.deployments import RestDeploymentStore
+    from mlcycle.testing.server import live_server
+
+    with live_server(Settings(home=tmp_path / "server")) as url, \
+            mc.Client(url, settings=Settings(home=tmp_path / "client")) as client:
+        with client.start_run(experiment="iris", log_system=False) as run:
+            pass
+        for _ in range(2):
+            client.registry.register_model("iris", f"runs:/{run.run_id}/model")
+        assert isinstance(client.deployments.store, RestDeploymentStore)
+        service = DeploymentService(client.deployments.store, client.registry, clock=clock)
+        service.deploy("web", "models:/iris/1")
+        service.deploy("web", "models:/iris/2", strategy="canary", config={"min_requests": 10})
+        report(service, "w1", at=clock.now, stats={1: traffic(100), 2: traffic(10)})
+        event = service.tick("web")
+        assert event is not None and event.kind == "step"
+        assert service.get("web").weight == 25.0
+        report(service, "w1", at=clock.now, stats={1: traffic(100), 2: traffic(40, errors=8)})
+        event = service.tick("web")
+        assert event is not None and event.kind == "rolled_back"
+        assert "max_error_rate" in event.reason
+        assert service.status("web").deployment.candidate_version is None
