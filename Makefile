@@ -5,7 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test check bench bench-tracking bench-data bench-pipelines venv clean postgres
+.PHONY: demo test check bench bench-tracking bench-data bench-pipelines bench-serving venv clean \
+	postgres
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,7 +35,7 @@ check: $(STAMP)
 	$(VENV)/bin/mypy src
 	$(VENV)/bin/lint-imports
 
-bench: bench-tracking bench-data bench-pipelines
+bench: bench-tracking bench-data bench-pipelines bench-serving
 
 # Each peer gets its own virtual environment, so no peer's pins constrain mlcycle's.
 bench/.venvs/%/.installed: bench/requirements-%.txt
@@ -49,6 +50,11 @@ bench-tracking: $(STAMP) bench/.venvs/mlflow/.installed
 bench-data: $(STAMP) bench/.venvs/dvc/.installed bench/.venvs/pandera/.installed \
 		bench/.venvs/gx/.installed
 	@$(PY) bench/data.py $(BENCH_ARGS)
+
+# mlcycle serve against MLflow's and BentoML's servers (each from its own venv) and a bare
+# FastAPI endpoint; the load generator runs in mlcycle's venv (aiohttp).
+bench-serving: $(STAMP) bench/.venvs/mlflow/.installed bench/.venvs/bentoml/.installed
+	@$(PY) bench/serving.py $(BENCH_ARGS)
 
 # Optuna alone is the peer of the sweeps; it is in mlcycle's venv already (the pipelines extra).
 bench-pipelines: $(STAMP)
