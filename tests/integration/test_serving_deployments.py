@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from starlette.testclient import TestClient
 import mlcycle as mc
 from mlcycle.models import PythonModel
 from mlcycle.serving import ServingSettings, create_deployment_app
+
 from .test_serving import _free_port, _live, _read_log, _until
 
 
