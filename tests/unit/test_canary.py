@@ -88,9 +88,14 @@ def test_errors_above_the_absolute_bound_roll_back_without_a_stable_side() -> No
     assert v.action == "rollback" and "max_error_rate" in v.reason
 
 
-def test_nothing_is_decided_on_errors_before_min_requests() -> None:
-    v = decide(served(1000), served(99, errors=99), config=CONFIG, step=0)
+def test_few_errors_before_min_requests_are_not_judged() -> None:
+    v = decide(served(1000), served(99, errors=5), config=CONFIG, step=0)
     assert v.action == "wait"
+
+
+def test_a_candidate_failing_more_than_a_sample_allows_rolls_back_early() -> None:
+    v = decide(served(1000), served(20, errors=6), config=CONFIG, step=0)
+    assert v.action == "rollback" and "first 20 requests" in v.reason
 
 
 def test_slower_p95_rolls_back() -> None:

@@ -8,7 +8,9 @@ it, numbers included, in the deployment's history.
 
 The rule, in order (the first that holds decides):
 
-1. **Roll back on errors.** Once the candidate has answered ``min_requests`` requests in this
+1. **Roll back on errors.** At once when the candidate has failed more requests than
+   ``max_error_rate × min_requests`` (5 of 100), so a broken candidate is not kept for a whole
+   sample. Once it has answered ``min_requests`` requests in this
    rollout: when its error rate exceeds ``max_error_rate`` (5 %); or when it is higher than the
    stable version's by a one-sided two-proportion z-test at ``alpha`` (0.01) *and* by at least
    ``min_error_rate_increase`` (1 percentage point).
@@ -128,7 +130,13 @@ def _summary(s: VersionStats) -> dict[str, Any]:
 
 def _errors(stable: VersionStats, cand: VersionStats, config: DeploymentConfig,
             details: dict[str, Any]) -> Verdict | None:
+    budget = config.max_error_rate * config.min_requests
     if cand.requests < config.min_requests:
+        if cand.errors > budget:  # already more than the whole first sample may fail
+            return Verdict("rollback", f"candidate failed {cand.errors} of its first "
+                           f"{cand.requests} requests: more than max_error_rate "
+                           f"{config.max_error_rate:.2%} of min_requests "
+                           f"({config.min_requests}) allows", details)
         return None
     if cand.error_rate > config.max_error_rate:
         return Verdict("rollback", f"candidate error rate {cand.error_rate:.2%} over "
