@@ -4,7 +4,9 @@ Usage: ``python _serving_load.py '<json spec>'``; prints one JSON line. The spec
 ``url``, a ``body_path`` (the request body, sent as is with ``content_type``), the
 ``concurrency`` (that many clients, each sending its next request when the previous one is
 answered, over kept-alive connections), and either ``duration`` seconds or a request ``count``,
-after ``warmup`` seconds (or ``warmup_count`` requests) that are not recorded. With
+after ``warmup`` seconds (or ``warmup_count`` requests) that are not recorded; a duration run
+also ends as soon as ``stop_path`` exists, touches ``ready_path`` when its recorded window
+begins, and tallies the values of the response header ``count_header``. With
 ``server_pid`` it also reads the CPU seconds the server's whole process tree used during the
 recorded window. A request fails on a transport error, a timeout or a status other than 200.
 """
@@ -27,15 +29,21 @@ from _common import process_tree_cpu  # after the path tweak above
 
 
 class Phase:
-    def __init__(self, *, duration: float | None = None, count: int | None = None) -> None:
+    def __init__(self, *, duration: float | None = None, count: int | None = None,
+                 stop_path: str | None = None, header: str | None = None) -> None:
         self.end = time.perf_counter() + duration if duration is not None else None
         self.left = count
+        self.stop_path = Path(stop_path) if stop_path else None
+        self.header = header
         self.latencies: list[float] = []
         self.statuses: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
+        self.header_values: Counter[str] = Counter()
 
     def take(self) -> bool:
         """Whether a client may send one more request in this phase."""
+        if self.stop_path is not None and self.stop_path.exists():
+            return False
         if self.end is not None:
             return time.perf_counter() < self.end
         assert self.left is not None
@@ -53,6 +61,8 @@ async def client(session: aiohttp.ClientSession, url: str, body: bytes, headers:
             async with session.post(url, data=body, headers=headers) as response:
                 await response.read()
                 status = response.status
+                if phase.header:
+                    phase.header_values[response.headers.get(phase.header, "-")] += 1
         except (TimeoutError, aiohttp.ClientError) as exc:
             phase.errors[type(exc).__name__] += 1
             continue
@@ -84,8 +94,11 @@ async def main(spec: dict[str, Any]) -> dict[str, Any]:
             await run_phase(session, spec, body, Phase(count=spec["warmup_count"]))
         elif spec.get("warmup"):
             await run_phase(session, spec, body, Phase(duration=spec["warmup"]))
+        if spec.get("ready_path"):  # tell whoever waits for the recorded window to begin
+            Path(spec["ready_path"]).touch()
         phase = (Phase(count=spec["count"]) if spec.get("count")
-                 else Phase(duration=spec["duration"]))
+                 else Phase(duration=spec["duration"], stop_path=spec.get("stop_path"),
+                            header=spec.get("count_header")))
         cpu0, client0 = process_tree_cpu(pid), time.process_time()
         t0 = time.perf_counter()
         await run_phase(session, spec, body, phase)
@@ -100,6 +113,7 @@ async def main(spec: dict[str, Any]) -> dict[str, Any]:
         "failed": failed,
         "statuses": dict(phase.statuses),
         "errors": dict(phase.errors),
+        "header_values": dict(phase.header_values),
         "wall_s": wall,
         "rps": ok / wall if wall else None,
         "p50_s": percentile(latencies, 0.50),

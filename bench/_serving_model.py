@@ -1,7 +1,7 @@
 """Train the serving bench's model and save it in one tool's format (run by that tool's venv).
 
 Usage: ``python _serving_model.py FORMAT OUT_DIR`` with FORMAT one of ``mlcycle`` (logged and
-registered as ``models:/cancer@production`` in ``OUT_DIR/.mlcycle``), ``mlflow``
+registered as versions 1-3 of ``cancer``, ``@production`` on 1, in ``OUT_DIR/.mlcycle``), ``mlflow``
 (``mlflow.sklearn.save_model`` to ``OUT_DIR/model``) or ``pickle`` (``OUT_DIR/model.pkl``, for
 BentoML's service and the bare FastAPI endpoint). Every venv trains the same estimator on the
 same data with the same deterministic solver, so each format holds the same model without
@@ -59,10 +59,13 @@ def main() -> None:
         import mlcycle as mc
 
         client = mc.Client(settings=mc.Settings(home=out / ".mlcycle"))
-        with client.start_run(experiment="bench-serving", log_system=False) as run:
-            logged = run.log_model(model, input_example=X.head(5))
-        version = client.register_model(logged.model_uri, MODEL_NAME)
-        client.registry.set_alias(MODEL_NAME, "production", version.version)
+        # Three versions of the same model: 1 is served, 2 and 3 are what the deployment
+        # switches of the bench roll out and back (identical answers, other version numbers).
+        for _ in range(3):
+            with client.start_run(experiment="bench-serving", log_system=False) as run:
+                logged = run.log_model(model, input_example=X.head(5))
+            client.register_model(logged.model_uri, MODEL_NAME)
+        client.registry.set_alias(MODEL_NAME, "production", 1)
         client.close()
         info |= {"home": str(out / ".mlcycle"), "uri": f"models:/{MODEL_NAME}@production"}
     elif fmt == "mlflow":

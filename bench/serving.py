@@ -159,6 +159,8 @@ class PredictingServer(Server):
 
 
 def make_targets(models: dict[str, dict[str, Any]], port: int) -> dict[str, Target]:
+    """The servers whose models were saved (``--servers`` may leave some out)."""
+    path = {key: m.get("path", "") for key, m in models.items()}
     records: Callable[[list[dict[str, float]]], Any] = lambda rows: rows  # noqa: E731
     predictions: Callable[[Any], list[Any]] = lambda body: body["predictions"]  # noqa: E731
     mlcycle = models["mlcycle"]
@@ -176,11 +178,11 @@ def make_targets(models: dict[str, dict[str, Any]], port: int) -> dict[str, Targ
             [str(MLCYCLE_PYTHON), "-m", "uvicorn", "_serving_fastapi:app", "--app-dir",
              str(BENCH_DIR), "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
              "--http", "httptools", "--log-level", "warning", "--no-access-log"],
-            "/predict", records, predictions, {"BENCH_MODEL_PATH": models["fastapi"]["path"]}),
+            "/predict", records, predictions, {"BENCH_MODEL_PATH": path.get("fastapi", "")}),
         "mlflow": Target(
             "mlflow", port, 1,
             [str(venvs / "mlflow" / "bin" / "mlflow"), "models", "serve", "-m",
-             models["mlflow"]["path"], "--env-manager", "local", "-h", "127.0.0.1", "-p",
+             path.get("mlflow", ""), "--env-manager", "local", "-h", "127.0.0.1", "-p",
              str(port)],
             "/invocations", lambda rows: {"dataframe_records": rows}, predictions,
             with_path(venvs / "mlflow")),  # it runs `uvicorn` from PATH
@@ -190,7 +192,7 @@ def make_targets(models: dict[str, dict[str, Any]], port: int) -> dict[str, Targ
              "_bentoml_service:CancerClassifier", "--working-dir", str(BENCH_DIR), "--host",
              "127.0.0.1", "--port", str(port)],
             "/predict", lambda rows: {"records": rows}, lambda body: body,
-            {"BENCH_MODEL_PATH": models["bentoml"]["path"], **with_path(venvs / "bentoml")}),
+            {"BENCH_MODEL_PATH": path.get("bentoml", ""), **with_path(venvs / "bentoml")}),
     }
 
 
@@ -381,9 +383,13 @@ class Bench:
         add("cold start to first prediction", "s", "lower", lambda s: s["cold_start_s"])
         add("RSS per worker after load", "MiB", "lower", lambda s: s["rss_per_worker_mib"])
         add("RSS of the server process tree", "MiB", "lower", lambda s: s["rss_tree_mib"])
+        details = self.switches.get("details", {})
         for case, value in self.switches.get("rows", {}).items():
+            kind = "blue-green switch" if "blue-green" in case else "canary rollback"
             rows.append({"case": case, "unit": "requests", "better": "lower", "mlcycle": value,
-                         "peers": {}, "mlcycle_2_workers": None, "ratios": {}})
+                         "peers": {}, "mlcycle_2_workers": value, "ratios": {},
+                         "detail": {**details.get(kind, {}),
+                                    "probe_failures": details.get("probe_failures")}})
         return rows
 
 
@@ -397,15 +403,26 @@ def _ms(seconds: float | None) -> float | None:
 def deployment_switches(bench: Bench) -> dict[str, Any]:
     """Failed requests during a blue-green switch and a canary rollback, both under load.
 
+    One ``mlcycle serve --deployment cancer --workers 2`` serves version 1; single-row load at
+    concurrency 8 runs through each phase (the load generator also tallies the
+    ``x-model-version`` of the answers). Blue-green: ``mlcycle deploy cancer --model
+    models:/cancer/2 --strategy blue-green``, then the load goes on until 20 answers in a row
+    come from version 2, and one second more. Canary rollback: ``mlcycle deploy cancer --model
+    models:/cancer/3 --strategy canary --steps 50,100`` (a huge ``--min-requests``, so the
+    controller leaves it at 50 %), load until version 3 answers, one second more, ``mlcycle
+    deploy rollback cancer``, load until 20 answers in a row come from version 2, one second
+    more. The probes that watch for a version count their failures too.
+
     Needs ``mlcycle deploy`` and ``mlcycle serve --deployment``; without them the rows are left
     out and the reason is recorded.
     """
     if not bench.args.switches:
         return {"skipped": "--no-switches"}
+    wide = {**os.environ, "COLUMNS": "200"}
     deploy = subprocess.run([str(MLCYCLE_CLI), "deploy", "--help"], capture_output=True,
-                            text=True, env={**os.environ, "COLUMNS": "200"})
+                            text=True, env=wide)
     serve = subprocess.run([str(MLCYCLE_CLI), "serve", "--help"], capture_output=True, text=True,
-                           env={**os.environ, "COLUMNS": "200"})
+                           env=wide)
     missing = []
     if deploy.returncode != 0:
         missing.append("`mlcycle deploy`")
@@ -416,10 +433,120 @@ def deployment_switches(bench: Bench) -> dict[str, Any]:
                   "this checkout yet")
         say(reason)
         return {"skipped": reason}
-    reason = ("deployment switch rows skipped: `mlcycle deploy` exists but the bench does not "
-              "drive it yet")
-    say(reason)
-    return {"skipped": reason}
+    return Switches(bench).run()
+
+
+class Switches:
+    NAME = "cancer"
+    CONCURRENCY = 8
+
+    def __init__(self, bench: Bench) -> None:
+        self.bench = bench
+        self.dir = bench.tmp / "switches"
+        self.dir.mkdir()
+        self.env = {"MLCYCLE_HOME": bench.models["mlcycle"]["home"], "MLCYCLE_TRACKING_URI": "",
+                    "MLCYCLE_ARTIFACT_URI": ""}
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/predict"
+        self.body = json.dumps(bench.one_row).encode()
+        self.probe_failures = 0
+
+    def cli(self, *args: str) -> None:
+        done = subprocess.run([str(MLCYCLE_CLI), *args], capture_output=True, text=True,
+                              timeout=120, env={**os.environ, **self.env}, cwd=self.dir)
+        if done.returncode != 0:
+            raise BenchError(f"mlcycle {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+
+    def probe(self) -> str | None:
+        """The version answering one request (None, counted, when it fails)."""
+        request = urllib.request.Request(self.url, data=self.body,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                resp.read()
+                return resp.headers.get("x-model-version")
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            self.probe_failures += 1
+            return None
+
+    def until(self, what: str, done: Callable[[], bool], timeout: float = 60.0) -> float:
+        t0 = time.perf_counter()
+        while not done():
+            if time.perf_counter() - t0 > timeout:
+                raise BenchError(f"deployment switch: no {what} within {timeout:.0f}s")
+            time.sleep(0.05)
+        return time.perf_counter() - t0
+
+    def only(self, version: str, times: int = 20) -> Callable[[], bool]:
+        return lambda: all(self.probe() == version for _ in range(times))
+
+    def seen(self, version: str) -> Callable[[], bool]:
+        return lambda: self.probe() == version
+
+    @contextlib.contextmanager
+    def load(self, phase: str) -> Iterator[dict[str, Any]]:
+        """Load at concurrency 8 from entering the block until leaving it (plus one second)."""
+        stop, ready = self.dir / f"{phase}.stop", self.dir / f"{phase}.ready"
+        body_path = self.dir / "one-row.json"
+        body_path.write_bytes(self.body)
+        spec = {"url": self.url, "body_path": str(body_path), "concurrency": self.CONCURRENCY,
+                "duration": 300, "warmup": 0.3, "timeout": 30, "stop_path": str(stop),
+                "ready_path": str(ready), "count_header": "x-model-version"}
+        proc = subprocess.Popen([str(MLCYCLE_PYTHON), str(LOAD_SCRIPT), json.dumps(spec)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        result: dict[str, Any] = {}
+        try:
+            self.until("load generator", lambda: ready.exists() or proc.poll() is not None, 60)
+            time.sleep(1.0)
+            yield result
+            time.sleep(1.0)
+        finally:
+            stop.touch()
+            out, err = proc.communicate(timeout=60)
+        lines = [line for line in out.splitlines() if line.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            raise BenchError(f"load generator failed during {phase}:\n{err[-2000:]}")
+        result.update(json.loads(lines[-1]))
+
+    def run(self) -> dict[str, Any]:
+        name = self.NAME
+        self.cli("deploy", name, "--model", f"models:/{name}/1")
+        server = Server("mlcycle --deployment",
+                        [str(MLCYCLE_CLI), "serve", "--deployment", name, "--host", "127.0.0.1",
+                         "--port", str(self.port), "--workers", "2"],
+                        f"http://127.0.0.1:{self.port}/v2/health/ready", self.dir / "server.log",
+                        env=self.env)
+        rows: dict[str, int] = {}
+        details: dict[str, Any] = {}
+        with server:
+            self.until("version 1 answering", self.only("1", 5))
+            with self.load("blue-green") as bg:
+                self.cli("deploy", name, "--model", f"models:/{name}/2", "--strategy",
+                         "blue-green")
+                switch_s = self.until("switch to version 2", self.only("2"))
+            with self.load("canary-rollback") as canary:
+                self.cli("deploy", name, "--model", f"models:/{name}/3", "--strategy", "canary",
+                         "--steps", "50,100", "--min-requests", "1000000")
+                canary_s = self.until("canary version 3 answering", self.seen("3"))
+                time.sleep(1.0)
+                self.cli("deploy", "rollback", name, "--reason", "bench: canary rollback")
+                rollback_s = self.until("rollback to version 2", self.only("2"))
+        for key, result, seconds, expect in (
+                ("blue-green switch", bg, switch_s, {"1", "2"}),
+                ("canary rollback", canary, rollback_s, {"2", "3"})):
+            versions = result["header_values"]
+            if not expect <= set(versions):
+                raise BenchError(f"{key}: the load saw versions {versions}, expected {expect}")
+            rows[f"failed requests during a {key} under load (c={self.CONCURRENCY}, 2 workers)"] \
+                = result["failed"]
+            details[key] = {"requests": result["ok"] + result["failed"],
+                            "failed": result["failed"], "statuses": result["statuses"],
+                            "errors": result["errors"], "versions": versions,
+                            "seconds_to_switch": round(seconds, 2)}
+        details["canary rollback"]["seconds_to_canary_traffic"] = round(canary_s, 2)
+        details["probe_failures"] = self.probe_failures
+        say(f"deployment switches: {json.dumps(details)}")
+        return {"rows": rows, "details": details}
 
 
 # =========================================================================== report
@@ -515,7 +642,7 @@ def main(argv: list[str] | None = None) -> None:
     path = write_results(
         "serving", rows, versions=bench.versions, machine=machine, repeats=args.repeats,
         quick=args.quick, duration_s=args.duration, concurrency=args.concurrency,
-        deployment_switches=bench.switches.get("skipped", "measured"),
+        deployment_switches=bench.switches.get("skipped") or bench.switches.get("details"),
         seconds=round(elapsed, 1))
     versions = ", ".join(f"{k} {v}" for k, v in sorted(bench.versions.items()))
     notes = (
