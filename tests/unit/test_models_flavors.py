@@ -317,3 +317,31 @@ def _version(dist: str) -> str:
     from importlib import metadata
 
     return metadata.version(dist)
+
+
+def test_sklearn_estimators_get_matching_frames_as_arrays_without_a_warning() -> None:
+    import warnings
+
+    from sklearn.compose import make_column_transformer
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from mlcycle.models.flavors.sklearn import SklearnFlavor
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    plain = LogisticRegression(max_iter=500).fit(X, y)
+    routed = make_pipeline(make_column_transformer((StandardScaler(), list(X.columns[::-1]))),
+                           LogisticRegression(max_iter=500)).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for native in (plain, routed):
+            predictor = SklearnFlavor().predictor(native, {})
+            assert predictor.predict_proba is not None
+            assert (predictor.predict(X) == native.predict(X)).all()
+            np.testing.assert_allclose(predictor.predict_proba(X), native.predict_proba(X))
+    # Columns in another order are not the fitted features: the frame goes as it is, and
+    # scikit-learn says what is wrong.
+    with pytest.raises(ValueError, match="feature names"):
+        SklearnFlavor().predictor(plain, {}).predict(X[X.columns[::-1]])

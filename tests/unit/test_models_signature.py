@@ -166,3 +166,32 @@ def test_explicit_signature_must_accept_the_example(tmp_path: Path) -> None:
     sig = Signature((ColumnSpec("a", "float64"), ColumnSpec("b", "float64", nullable=True)))
     info = save_model(model, tmp_path / "ok", input_example=X, signature=sig)
     assert info.signature == sig
+
+
+def test_json_columns_of_numbers_take_the_fast_path_with_the_same_result() -> None:
+    sig = Signature(inputs=(ColumnSpec("x", "float64", False), ColumnSpec("n", "int64", False),
+                            ColumnSpec("w", "float32", False)))
+    request = {"x": [1.5, 2.0], "n": [3, 4], "w": [1, 2.5], "extra": ["ignored", "too"]}
+    fast = sig.validate(request)
+    full = sig.validate(pd.DataFrame(request))
+    pd.testing.assert_frame_equal(fast, full)
+    assert list(fast.dtypes) == [np.float64, np.int64, np.float32]
+    as_array = Signature(inputs=sig.inputs[:1], input_format="numpy").validate({"x": [1, 2]})
+    assert as_array.dtype == np.float64 and as_array.shape == (2, 1)
+
+
+@pytest.mark.parametrize(("request_", "column", "expected"), [
+    ({"x": [1.5, 2.5], "n": [1.5, 2.0]}, "n", "int64"),       # floats in an int column
+    ({"x": [1.0, float("nan")], "n": [1, 2]}, "x", "no nulls"),  # NaN is a null
+    ({"x": [1.0, None], "n": [1, 2]}, "x", "no nulls"),
+    ({"x": ["1.0", "2.0"], "n": [1, 2]}, "x", "float64"),        # text in a number column
+    ({"x": [1.0, 2.0]}, "n", None),                              # missing column
+])
+def test_requests_the_fast_path_refuses_get_the_full_explanation(
+        request_: dict[str, list[object]], column: str, expected: str | None) -> None:
+    sig = Signature(inputs=(ColumnSpec("x", "float64", False), ColumnSpec("n", "int64", False)))
+    with pytest.raises(SignatureMismatch) as err:
+        sig.validate(request_)
+    assert err.value.details["field"] == column
+    if expected is not None:
+        assert err.value.details["expected"] == expected

@@ -9,7 +9,9 @@ own ``InconsistentVersionWarning``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -59,6 +61,42 @@ class SklearnFlavor(Flavor):
     def predictor(self, native: Any, options: Mapping[str, Any]) -> Predictor:
         proba = native.predict_proba if hasattr(native, "predict_proba") else None
         if hasattr(native, "predict"):
-            return Predictor(native.predict, proba)
+            return Predictor(_by_position(native, native.predict),
+                             None if proba is None else _by_position(native, proba))
         # A fitted transformer alone (a preparation pipeline): its output is the prediction.
         return Predictor(native.transform, proba)
+
+
+#: Estimators that route columns by name (or hold estimators that may): they get frames.
+_ROUTERS = ("steps", "transformers", "transformer_list", "estimators", "estimator",
+            "best_estimator_")
+
+
+def _by_position(native: Any, method: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """*method* fed a numeric frame as its array when the frame's columns are exactly the
+    features the estimator was fitted on, in order.
+
+    scikit-learn then checks the names itself and converts the frame column by column, which
+    costs ~1.5 ms a call for 30 columns: five times the prediction of a linear model on one
+    row, paid on every served request. The signature has already checked the columns, so the
+    array is the same input. Only plain estimators get it (not pipelines, column transformers
+    or meta-estimators, which select columns by name); the "X does not have valid feature
+    names" warning it would raise is silenced for this estimator class alone.
+    """
+    names = getattr(native, "feature_names_in_", None)
+    if names is None or any(hasattr(native, attr) for attr in _ROUTERS):
+        return method
+    features = [str(n) for n in names]
+    warnings.filterwarnings(
+        "ignore", category=UserWarning,
+        message=re.escape(f"X does not have valid feature names, but {type(native).__name__} "
+                          "was fitted with feature names"))
+
+    def call(data: Any) -> Any:
+        if getattr(data, "columns", None) is not None and list(data.columns) == features:
+            array = data.to_numpy()
+            if array.dtype.kind in "biuf":
+                return method(array)
+        return method(data)
+
+    return call
