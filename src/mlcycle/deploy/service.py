@@ -257,6 +257,11 @@ class DeploymentService:
         raise AssertionError("unreachable")
 
     # --- the controller -------------------------------------------------------------------
+    def report(self, report: WorkerReport) -> None:
+        """Record what a serving worker says about its deployment: the revision it applied,
+        the versions it has ready, its counters for the current rollout."""
+        self.store.report_worker(report)
+
     def tick(self, name: str) -> DeploymentEvent | None:
         """One look at deployment *name*; at most one change, returned as its event.
 

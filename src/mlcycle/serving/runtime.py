@@ -182,7 +182,7 @@ class DeploymentRuntime:
             info={"host": socket.gethostname(), "pid": os.getpid(), "started": self._started})
 
     def _report_and_tick(self, report: WorkerReport) -> None:
-        self._service.store.report_worker(report)
+        self._service.report(report)
         self._service.tick(self.deployment)
 
 
