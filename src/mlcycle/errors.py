@@ -14,12 +14,14 @@
     │   ├── ModelVersionNotFound    model_version_not_found
     │   ├── ModelAliasNotFound      model_alias_not_found
     │   ├── DeploymentNotFound      deployment_not_found
-    │   └── PipelineRunNotFound     pipeline_run_not_found
+    │   ├── PipelineRunNotFound     pipeline_run_not_found
+    │   └── MonitorNotFound         monitor_not_found
     ├── AlreadyExistsError          already_exists       409
     │   ├── ExperimentAlreadyExists experiment_already_exists
     │   ├── DatasetAlreadyExists    dataset_already_exists
     │   ├── ModelAlreadyExists      model_already_exists
-    │   └── DeploymentAlreadyExists deployment_already_exists
+    │   ├── DeploymentAlreadyExists deployment_already_exists
+    │   └── MonitorAlreadyExists    monitor_already_exists
     ├── InvalidInputError           invalid_input        400
     │   ├── InvalidFilter           invalid_filter
     │   ├── SignatureMismatch       signature_mismatch   (model input unlike its signature)
@@ -66,6 +68,8 @@ __all__ = [
     "ModelIntegrityError",
     "ModelNotFound",
     "ModelVersionNotFound",
+    "MonitorAlreadyExists",
+    "MonitorNotFound",
     "NotFoundError",
     "PermissionDenied",
     "PipelineError",
@@ -160,6 +164,11 @@ class PipelineRunNotFound(NotFoundError):
     headline = "Pipeline run not found"
 
 
+class MonitorNotFound(NotFoundError):
+    code = "monitor_not_found"
+    headline = "Monitor not found"
+
+
 class AlreadyExistsError(MlcycleError):
     code = "already_exists"
     headline = "Already exists"
@@ -184,6 +193,11 @@ class ModelAlreadyExists(AlreadyExistsError):
 class DeploymentAlreadyExists(AlreadyExistsError):
     code = "deployment_already_exists"
     headline = "Deployment already exists"
+
+
+class MonitorAlreadyExists(AlreadyExistsError):
+    code = "monitor_already_exists"
+    headline = "Monitor already exists"
 
 
 class InvalidInputError(MlcycleError):

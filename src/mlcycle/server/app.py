@@ -25,12 +25,14 @@ from mlcycle.store.base import (
     DatasetStore,
     DeploymentStore,
     ModelRegistryStore,
+    MonitorStore,
     PipelineStore,
     TrackingStore,
 )
 from mlcycle.store.sql import SqlTrackingStore
 from mlcycle.store.sql.datasets import SqlDatasetStore
 from mlcycle.store.sql.deployments import SqlDeploymentStore
+from mlcycle.store.sql.monitors import SqlMonitorStore
 from mlcycle.store.sql.pipelines import SqlPipelineStore
 from mlcycle.store.sql.registry import SqlModelRegistryStore
 from mlcycle.tracking.service import TrackingService
@@ -46,6 +48,7 @@ def create_app(
     registry: ModelRegistryStore | None = None,
     pipelines: PipelineStore | None = None,
     deployments: DeploymentStore | None = None,
+    monitors: MonitorStore | None = None,
 ) -> FastAPI:
     """The server's app over *stores*, or over the SQL and artifact stores that *settings* name.
 
@@ -67,6 +70,8 @@ def create_app(
         pipelines = SqlPipelineStore(tracking.engine)
     if deployments is None and isinstance(tracking, SqlTrackingStore):
         deployments = SqlDeploymentStore(tracking.engine)
+    if monitors is None and isinstance(tracking, SqlTrackingStore):
+        monitors = SqlMonitorStore(tracking.engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -86,6 +91,7 @@ def create_app(
     app.state.registry = registry
     app.state.pipelines = pipelines
     app.state.deployments = deployments
+    app.state.monitors = monitors
     app.state.tokens = TokenPolicy.from_settings(settings)
     install_error_handlers(app)
     app.include_router(health.router)

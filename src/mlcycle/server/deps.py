@@ -14,13 +14,20 @@ from fastapi import Depends, Request
 
 from mlcycle.errors import InvalidInputError, InvalidStateError
 from mlcycle.server.auth import TokenPolicy
-from mlcycle.store.base import DatasetStore, DeploymentStore, ModelRegistryStore, PipelineStore
+from mlcycle.store.base import (
+    DatasetStore,
+    DeploymentStore,
+    ModelRegistryStore,
+    MonitorStore,
+    PipelineStore,
+)
 from mlcycle.tracking.service import TrackingService
 
 __all__ = [
     "READ_ONLY",
     "Datasets",
     "Deployments",
+    "Monitors",
     "Pipelines",
     "RawJSON",
     "Registry",
@@ -84,6 +91,17 @@ async def get_deployments(request: Request) -> DeploymentStore:
 
 
 Deployments = Annotated[DeploymentStore, Depends(get_deployments)]
+
+
+async def get_monitors(request: Request) -> MonitorStore:
+    store: MonitorStore | None = request.app.state.monitors
+    if store is None:
+        raise InvalidStateError("this server keeps no monitors: its tracking store is not a "
+                                "SQL store and no monitor store was handed to create_app")
+    return store
+
+
+Monitors = Annotated[MonitorStore, Depends(get_monitors)]
 
 
 async def authorize(request: Request) -> None:

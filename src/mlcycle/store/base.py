@@ -10,9 +10,11 @@ import abc
 import os
 import stat
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import IO, Any
 
 from mlcycle.entities import (
+    Alert,
     Artifact,
     ColumnSchema,
     ContractVersion,
@@ -25,6 +27,8 @@ from mlcycle.entities import (
     MetricHistory,
     ModelEvent,
     ModelVersion,
+    Monitor,
+    MonitorResult,
     Page,
     PipelineRun,
     RegisteredModel,
@@ -42,6 +46,7 @@ __all__ = [
     "DatasetStore",
     "DeploymentStore",
     "ModelRegistryStore",
+    "MonitorStore",
     "PipelineStore",
     "TrackingStore",
 ]
@@ -647,6 +652,64 @@ class DeploymentStore(abc.ABC):
     @abc.abstractmethod
     def list_worker_reports(self, name: str) -> list[WorkerReport]:
         """The last report of every worker that has served *name*, newest heartbeat first."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+class MonitorStore(abc.ABC):
+    """Monitors of deployments, their results (a time series) and the alerts they fired.
+
+    Results and alerts are append-only. Storing a result also sets the monitor's
+    ``last_run_at`` and ``status``, in the same transaction, so the scheduler and the next
+    run's verdict-change check read one row.
+    """
+
+    @abc.abstractmethod
+    def create_monitor(self, monitor: Monitor) -> Monitor:
+        """Store *monitor* (its ``created_at``/``updated_at``, ``last_run_at`` and ``status``
+        are the store's: now, now, ``None``, ``None``); ``MonitorAlreadyExists`` when the name
+        is taken."""
+
+    @abc.abstractmethod
+    def get_monitor(self, name: str) -> Monitor:
+        """The monitor; ``MonitorNotFound`` when there is none."""
+
+    @abc.abstractmethod
+    def list_monitors(self, *, deployment: str | None = None) -> list[Monitor]:
+        """All monitors (of *deployment*), by name."""
+
+    @abc.abstractmethod
+    def set_monitor_enabled(self, name: str, enabled: bool) -> Monitor:
+        """Pause (``False``) or resume the scheduled runs of a monitor."""
+
+    @abc.abstractmethod
+    def delete_monitor(self, name: str) -> None:
+        """Remove the monitor, its results and its alerts."""
+
+    @abc.abstractmethod
+    def log_result(self, result: MonitorResult) -> MonitorResult:
+        """Append *result* (its ``result_id`` is the store's) and set the monitor's
+        ``last_run_at`` and ``status`` from it."""
+
+    @abc.abstractmethod
+    def list_results(
+        self,
+        name: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        max_results: int = 100,
+    ) -> list[MonitorResult]:
+        """The monitor's results run in [*since*, *until*), newest first."""
+
+    @abc.abstractmethod
+    def log_alert(self, alert: Alert) -> Alert:
+        """Append *alert* (its ``alert_id`` is the store's)."""
+
+    @abc.abstractmethod
+    def list_alerts(self, name: str, *, max_results: int = 100) -> list[Alert]:
+        """The monitor's alerts, newest first."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -10,6 +10,7 @@ from mlcycle.server.api import (
     deployments,
     experiments,
     models,
+    monitors,
     pipelines,
     runs,
 )
@@ -26,3 +27,4 @@ api_router.include_router(datasets.router)
 api_router.include_router(models.router)
 api_router.include_router(pipelines.router)
 api_router.include_router(deployments.router)
+api_router.include_router(monitors.router)

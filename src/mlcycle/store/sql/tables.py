@@ -385,3 +385,64 @@ deployment_workers = Table(
     Column("stats", JSON, nullable=False),  # {"<version>": VersionStats.to_json()}
     Column("info", JSON, nullable=False),
 )
+
+# --- monitors -------------------------------------------------------------------------------
+
+# One row per monitor; ``last_run_at`` and ``status`` follow its newest result (set in the
+# result's transaction), so the scheduler reads one table.
+monitors = Table(
+    "monitors",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("deployment", String(128), nullable=False),
+    Column("checks", JSON, nullable=False),  # ["drift", "performance", "operations"]
+    Column("window_s", Integer, nullable=False),
+    Column("interval_s", Integer, nullable=False),
+    Column("thresholds", JSON, nullable=False),
+    Column("segments", JSON, nullable=False),  # {name: expr}
+    Column("reference", String(256)),
+    Column("task", String(32)),
+    Column("webhook_url", Text),
+    Column("enabled", Boolean, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("last_run_at", BigInteger),
+    Column("status", String(16)),
+    Index(None, "deployment"),
+)
+
+# Append-only: one row per run of a monitor, the time series of its metrics.
+monitor_results = Table(
+    "monitor_results",
+    metadata,
+    Column("result_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("monitor", String(128), ForeignKey("monitors.name", ondelete="CASCADE"),
+           nullable=False),
+    Column("run_at", BigInteger, nullable=False),
+    Column("window_start", BigInteger),
+    Column("window_end", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("metrics", JSON, nullable=False),  # {name: float}
+    Column("details", JSON, nullable=False),
+    Index(None, "monitor", "run_at"),
+)
+
+# Append-only: a monitor's status changes, and what became of their webhook.
+monitor_alerts = Table(
+    "monitor_alerts",
+    metadata,
+    Column("alert_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("monitor", String(128), ForeignKey("monitors.name", ondelete="CASCADE"),
+           nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("previous", String(16)),
+    Column("message", Text, nullable=False),
+    Column("result_id", BigInteger),
+    Column("delivery", Text),
+    Column("details", JSON, nullable=False),
+    Index(None, "monitor", "alert_id"),
+)
