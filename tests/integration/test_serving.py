@@ -68,6 +68,21 @@ def test_metadata_lists_the_inputs(client: TestClient) -> None:
     assert client.get("/v2/models/other").status_code == 404
 
 
+def test_openapi_describes_the_served_models_columns(client: TestClient) -> None:
+    doc = client.get("/openapi.json").json()
+    assert doc["info"]["title"] == "mlcycle serving: clf" and doc["info"]["version"] == "3"
+    records, columns = doc["paths"]["/predict"]["post"]["requestBody"]["content"][
+        "application/json"]["schema"]["oneOf"]
+    record = records["items"]
+    assert record["required"] == ["age", "income"]
+    assert record["properties"]["age"]["type"] == "integer"
+    assert record["properties"]["income"]["type"] == "number"
+    assert columns["properties"]["columns"]["example"] == ["age", "income"]
+    assert {"/v2/models/clf/infer", "/feedback", "/v2/health/ready"} <= doc["paths"].keys()
+    assert "422" in doc["paths"]["/predict"]["post"]["responses"]
+    assert client.get("/docs").status_code == 200
+
+
 def test_both_protocols_give_the_models_predictions(client: TestClient, model, frame) -> None:
     X, _ = frame
     rows = X.head(20)

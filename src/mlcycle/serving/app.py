@@ -17,7 +17,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +26,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import SecretStr
+from starlette.types import Receive, Scope, Send
 
 from mlcycle.config import Settings
 from mlcycle.deploy.service import DeploymentService
@@ -36,6 +37,7 @@ from mlcycle.serving.auth import CHALLENGE, BearerAuth
 from mlcycle.serving.batching import BatchSettings, QueueFull
 from mlcycle.serving.feedback import RecentPredictions, parse_feedback
 from mlcycle.serving.metrics import CONTENT_TYPE_LATEST, ServingMetrics
+from mlcycle.serving.openapi import openapi_document
 from mlcycle.serving.prediction_log import FeedbackRecord, ParquetLog, PredictionRecord
 from mlcycle.serving.router import Route
 from mlcycle.serving.runtime import (
@@ -46,7 +48,7 @@ from mlcycle.serving.runtime import (
 )
 from mlcycle.serving.served import ServedVersion
 
-__all__ = ["ServingSettings", "create_deployment_app", "create_serving_app"]
+__all__ = ["ServingApp", "ServingSettings", "create_deployment_app", "create_serving_app"]
 
 logger = logging.getLogger("mlcycle.serving")
 _JSON = "application/json"
@@ -180,8 +182,14 @@ def _create_app(runtime: Runtime, settings: ServingSettings, metrics: ServingMet
                 await asyncio.to_thread(log.close)
             metrics.close()
 
-    app = FastAPI(title="mlcycle serving", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None)
+    app = ServingApp(title="mlcycle serving", lifespan=lifespan, redoc_url=None)
+
+    def openapi() -> dict[str, Any]:  # the served version's signature, read when asked
+        table = runtime.table
+        return openapi_document(runtime.model_name, table.stable.version if table else "-",
+                                table.stable.signature if table else None)
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     async def read_body(request: Request) -> Any:
         declared = request.headers.get("content-length")
@@ -403,7 +411,45 @@ def _create_app(runtime: Runtime, settings: ServingSettings, metrics: ServingMet
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
+    app.hot_paths(predict=predict, infer=infer)
     return app
+
+
+class ServingApp(FastAPI):
+    """FastAPI with the two prediction endpoints dispatched before its middleware stack.
+
+    Each request through FastAPI's layers (error and exception middleware, exit stacks, the
+    router, dependency solving) costs as much CPU as parsing, validating and predicting a
+    one-row request for a linear model. The prediction handlers catch everything themselves,
+    so ``POST /predict`` and ``POST /v2/models/{name}/infer`` go to them directly; every
+    other path (and these, for the OpenAPI document) is FastAPI's as usual.
+    """
+
+    _predict: Callable[[Request], Awaitable[Response]] | None = None
+    _infer: Callable[[str, Request], Awaitable[Response]] | None = None
+
+    def hot_paths(self, *, predict: Callable[[Request], Awaitable[Response]],
+                  infer: Callable[[str, Request], Awaitable[Response]]) -> None:
+        self._predict, self._infer = predict, infer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path: str = scope["path"]
+            response: Response | None = None
+            if path == "/predict" and self._predict is not None:
+                response = await self._predict(Request(scope, receive))
+            elif (path.startswith(_V2_MODELS) and path.endswith("/infer")
+                  and self._infer is not None):
+                name = path[len(_V2_MODELS):-len("/infer")]
+                if name and "/" not in name:
+                    response = await self._infer(name, Request(scope, receive))
+            if response is not None:
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+_V2_MODELS = "/v2/models/"
 
 
 def _dropped(metrics: ServingMetrics, kind: str) -> Callable[[int, str], None]:
