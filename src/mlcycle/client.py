@@ -37,6 +37,7 @@ from mlcycle.store.base import (
     DatasetStore,
     DeploymentStore,
     ModelRegistryStore,
+    MonitorStore,
     PipelineStore,
     TrackingStore,
 )
@@ -50,6 +51,7 @@ from mlcycle.types import RunStatus
 if TYPE_CHECKING:
     from mlcycle.datasets.service import DataService
     from mlcycle.deploy.service import DeploymentService
+    from mlcycle.monitoring.service import MonitorService
 
 __all__ = [
     "ActiveRun",
@@ -57,6 +59,7 @@ __all__ = [
     "active_run",
     "open_dataset_store",
     "open_deployment_store",
+    "open_monitor_store",
     "open_pipeline_store",
     "open_registry_store",
     "open_stores",
@@ -170,6 +173,24 @@ def open_deployment_store(tracking: TrackingStore) -> DeploymentStore:
                             details={"store": type(tracking).__name__})
 
 
+def open_monitor_store(tracking: TrackingStore) -> MonitorStore:
+    """The monitors beside a tracking store: the same database, or the same server."""
+    from mlcycle.store.sql import SqlTrackingStore
+
+    if isinstance(tracking, SqlTrackingStore):
+        from mlcycle.store.sql.monitors import SqlMonitorStore
+
+        return SqlMonitorStore(tracking.engine)
+    from mlcycle.store.rest import RestTrackingStore
+
+    if isinstance(tracking, RestTrackingStore):
+        from mlcycle.store.rest.monitors import RestMonitorStore
+
+        return RestMonitorStore(tracking.http)
+    raise InvalidStateError(f"no monitor store goes with {type(tracking).__name__}",
+                            details={"store": type(tracking).__name__})
+
+
 class Client:
     """``Client()`` reads ``MLCYCLE_*`` settings; ``Client("http://host:8080")`` talks to a server.
 
@@ -196,6 +217,7 @@ class Client:
         self._data: DataService | None = None
         self._registry: RegistryService | None = None
         self._deployments: DeploymentService | None = None
+        self._monitors: MonitorService | None = None
 
     @property
     def data(self) -> DataService:
@@ -226,6 +248,19 @@ class Client:
             self._deployments = DeploymentService(open_deployment_store(self.service.store),
                                                   self.registry)
         return self._deployments
+
+    @property
+    def monitors(self) -> MonitorService:
+        """Monitors of this client's deployments: drift, performance and operations over the
+        prediction logs, results as time series, alerts."""
+        if self._monitors is None:
+            from mlcycle.monitoring.service import MonitorService
+
+            self._monitors = MonitorService(
+                open_monitor_store(self.service.store), deployments=self.deployments,
+                data=self.data, log_uri=self.settings.resolved_prediction_log_uri,
+                storage_options=self.settings.artifact_options)
+        return self._monitors
 
     def close(self) -> None:
         self.writer.close()
