@@ -1,4 +1,4 @@
-"""The main job, for now: versioned data, a tracked sweep, a pipeline, a registered model.
+"""The main job, for now: versioned data, a tracked sweep, a pipeline, a registered, served model.
 
 ``make demo`` runs ``python -m mlcycle.demo`` on scikit-learn's breast-cancer data (569 tumours,
 30 features):
@@ -13,7 +13,10 @@
 4. the model, with the fitted transformer in front, is logged with its signature and hashes,
    registered as the next version of ``breast-cancer-clf`` (lineage: run, datasets, commit),
    evaluated on the test version per segment and against the current production version, and
-   moved to ``production`` only when the gates pass.
+   moved to ``production`` only when the gates pass;
+5. the production version is deployed (``breast-cancer``), served by ``mlcycle serve`` on
+   127.0.0.1, sent the test rows as traffic and their labels as feedback; the deployment's
+   counters and the Parquet prediction log show what it served.
 
 The store is the embedded default (``./.mlcycle``) unless ``MLCYCLE_TRACKING_URI`` says
 otherwise. A second run finds the data unchanged and the pipeline's steps cached.
@@ -30,9 +33,11 @@ from rich.console import Console
 from rich.table import Table
 
 import mlcycle as mc
+from mlcycle.demo_serving import serve_and_send_traffic
 
 EXPERIMENT = "breast-cancer"
 DATASET = "breast-cancer"
+DEPLOYMENT = "breast-cancer"
 
 #: How raw rows become training data; stored with the versions it makes (its digest is their
 #: code hash).
@@ -185,6 +190,12 @@ def main(argv: list[str] | None = None) -> None:
             client.registry.set_alias(MODEL, "production", version.version)
         demo.set_tags({"best_run": sweep.best_run_id or "", "model_version": version.uri})
 
+    traffic = None
+    if gates.passed:
+        with console.status("serving: deploying, sending the test rows as traffic"):
+            traffic = serve_and_send_traffic(client, DEPLOYMENT, f"models:/{MODEL}@production",
+                                             raw_test, y_te)
+
     table = Table(title=f"{EXPERIMENT}: {len(sweep.trials)} trials of the sweep "
                         f"({time.perf_counter() - started:.1f} s in all)")
     for col in ("trial", "run", "model", "strength", "val_auc"):
@@ -200,6 +211,14 @@ def main(argv: list[str] | None = None) -> None:
                   + (f"; [bold]{MODEL}@production[/] → v{version.version}" if gates.passed
                      else ""))
     console.print(gates.summary())
+    if traffic is not None:
+        p95 = "-" if traffic.p95_ms is None else f"{traffic.p95_ms:.3g} ms"
+        accuracy = "-" if traffic.accuracy is None else f"{traffic.accuracy:.1%}"
+        console.print(
+            f"served: deployment [bold]{traffic.deployment}[/] (v{traffic.version}) on "
+            f"{traffic.url}: {traffic.requests} requests, {traffic.errors} errors, p95 {p95}; "
+            f"{traffic.feedback} labels sent back, live accuracy {accuracy}; the prediction "
+            f"log holds {traffic.logged_rows} rows ({traffic.log_uri}/predictions)")
     console.print(
         "\nLook closer:\n"
         f"  .venv/bin/mlcycle runs list --experiment {EXPERIMENT}\n"
@@ -209,6 +228,8 @@ def main(argv: list[str] | None = None) -> None:
         f"  .venv/bin/mlcycle pipeline show {final.pipeline_run_id}\n"
         f"  .venv/bin/mlcycle models show {MODEL}\n"
         f"  .venv/bin/mlcycle models events {MODEL}\n"
+        f"  .venv/bin/mlcycle deploy status {DEPLOYMENT}\n"
+        f"  .venv/bin/mlcycle serve --deployment {DEPLOYMENT}   # then POST /predict\n"
         "  .venv/bin/mlcycle server   # REST API and OpenAPI docs on http://127.0.0.1:8080/docs",
         soft_wrap=True,
     )
