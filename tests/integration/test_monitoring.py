@@ -370,3 +370,70 @@ def test_due_monitors_run_from_the_scheduler(client: mc.Client, tmp_path: Path) 
     assert service.due() == [] and service.results("paused") == []
     now[0] += 3600
     assert [m.name for m in service.due()] == ["hourly"]
+
+
+# --- the HTML report ------------------------------------------------------------------------
+
+
+def _drifted_history(client: mc.Client, tmp_path: Path, webhook_url: str | None = None
+                     ) -> tuple[MonitorService, list[float]]:
+    """Monitor ``web-daily`` run at the end of two days of logs: one like training, one
+    shifted (inputs drifted, a third of answers wrong)."""
+    logs = str(tmp_path / "logs")
+    now = [(T0 + timedelta(days=1)).timestamp()]
+    service = clocked(client, now)
+    service.create("web-daily", "web", {
+        "window": "1d", "segments": {"eu": "region = 'EU'", "apac": "region = 'APAC'"},
+        "thresholds": {"accuracy": {"warning": 0.9, "alert": 0.8}},
+        **({"webhook": webhook_url} if webhook_url else {})})
+    write_logs(logs, make_frame(500, seed=6), T0, step_s=150)
+    service.run("web-daily")
+    day2 = make_frame(500, seed=7, shift=1.0)
+    wrong = day2["label"].to_numpy().copy()
+    wrong[::3] = 1 - wrong[::3]
+    write_logs(logs, day2, T0 + timedelta(days=1), step_s=150, outputs=wrong, prefix="d2-")
+    now[0] = (T0 + timedelta(days=2)).timestamp()
+    service.run("web-daily")
+    return service, now
+
+
+def test_the_html_report_is_self_contained_with_its_plots(client: mc.Client,
+                                                          tmp_path: Path) -> None:
+    from mlcycle.monitoring.report import render_report
+
+    service, _ = _drifted_history(client, tmp_path)
+    html = render_report(service, "web-daily", since=T0, until=T0 + timedelta(days=2))
+    (tmp_path / "report.html").write_text(html)
+    from plotly.offline import get_plotlyjs
+
+    page = html.replace(get_plotlyjs(), "")  # plotly.js inlined, and nothing fetched
+    assert len(html) - len(page) > 1_000_000
+    assert "<script src=" not in page and "<link" not in page and "http" not in page
+    assert "Plotly.newPlot" in page
+    plots = json.loads(html.split('<script type="application/json" id="plots">')[1]
+                       .split("</script>")[0])
+    titles = [p["layout"]["title"]["text"] for p in plots]
+    assert any(t.startswith("age: drift") for t in titles)  # a distribution overlay
+    assert "Drift over time (per run)" in titles
+    assert "accuracy over time, per segment" in titles
+    assert "Latency and errors over time" in titles
+    quality = next(p for p in plots if p["layout"]["title"]["text"].startswith("accuracy"))
+    assert [trace["name"] for trace in quality["data"]] == ["all", "eu", "apac"]
+    assert len(quality["data"][0]["x"]) == 2 * 21  # 500 requests 150 s apart fill 21 hours a day
+    overlay = next(p for p in plots if p["layout"]["title"]["text"].startswith("age"))
+    assert [t["name"] for t in overlay["data"]] == ["reference", "current"]
+    assert sum(overlay["data"][0]["y"]) == pytest.approx(1.0, abs=0.02)
+    assert "web-daily" in html and 'class="badge alert"' in html
+
+
+def test_the_report_escapes_what_users_wrote(client: mc.Client, tmp_path: Path) -> None:
+    from mlcycle.monitoring.report import render_report
+
+    service = client.monitors
+    service.create("x", "web", {"segments": {"<b>bold</b>": "region = '</script><i>'"},
+                                "checks": ["performance"]})
+    write_logs(str(tmp_path / "logs"), make_frame(10, seed=1), datetime.now(UTC)
+               - timedelta(hours=1))
+    html = render_report(service, "x")
+    assert "<b>bold</b>" not in html and "</script><i>" not in html
+    assert "\\u003cb\\u003ebold" in html  # the segment's name, in the plots' JSON
