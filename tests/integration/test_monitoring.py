@@ -437,3 +437,59 @@ def test_the_report_escapes_what_users_wrote(client: mc.Client, tmp_path: Path) 
     html = render_report(service, "x")
     assert "<b>bold</b>" not in html and "</script><i>" not in html
     assert "\\u003cb\\u003ebold" in html  # the segment's name, in the plots' JSON
+
+
+# --- the CLI --------------------------------------------------------------------------------
+
+
+def test_the_cli_creates_runs_lists_reports_and_shows_alerts(
+        client: mc.Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from mlcycle.cli import output
+    from mlcycle.cli.main import app
+
+    monkeypatch.setattr(output.console, "width", 200)
+    monkeypatch.setenv("MLCYCLE_PREDICTION_LOG_URI", str(tmp_path / "logs"))
+    runner = CliRunner()
+
+    def cli(*args: str, code: int = 0) -> str:
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == code, result.output
+        return result.output
+
+    spec = tmp_path / "monitor.yaml"
+    spec.write_text("window: 2h\nsegments:\n  eu: \"region = 'EU'\"\n"
+                    "thresholds:\n  accuracy: {warning: 0.95, alert: 0.9}\n")
+    assert "Created monitor web-hourly of web" in cli(
+        "monitor", "create", "web-hourly", "--deployment", "web", "--config", str(spec))
+    spec.write_text("window: 2h\nthresholds:\n  accuracy: {warn: 0.9}\n")
+    assert "monitor.yaml line 3: thresholds.accuracy" in cli(
+        "monitor", "create", "other", "-d", "web", "-c", str(spec), code=2)
+    assert "Deployment not found" in cli("monitor", "create", "x", "-d", "nope", code=3)
+
+    frame = make_frame(120, seed=11)
+    wrong = frame["label"].to_numpy().copy()
+    wrong[::2] = 1 - wrong[::2]
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=90)
+    write_logs(str(tmp_path / "logs"), frame, start, step_s=30, outputs=wrong)
+    ran = cli("monitor", "run", "web-hourly")
+    assert "web-hourly (web): alert" in ran and "accuracy 0.5 (alert)" in ran
+    assert "performance.accuracy[eu]" in ran and "new → alert" in ran
+    listed = json.loads(cli("monitor", "list", "--json"))
+    assert [(m["name"], m["status"]) for m in listed] == [("web-hourly", "alert")]
+    assert "web-hourly" in cli("monitor", "list")
+    [alert] = json.loads(cli("monitor", "alerts", "web-hourly", "--json"))
+    assert (alert["previous"], alert["status"]) == (None, "alert")
+    [res] = json.loads(cli("monitor", "results", "web-hourly", "--json"))
+    assert res["metrics"]["performance.accuracy"] == 0.5
+    half = (start + timedelta(minutes=30)).isoformat()
+    report = json.loads(cli("monitor", "report", "web-hourly", "--since", half, "--json"))
+    assert report["performance"]["overall"]["operations"]["requests"] == 60
+    html = tmp_path / "out.html"
+    assert "Wrote" in cli("monitor", "report", "web-hourly", "--html", str(html),
+                          "--since", "3h")
+    assert "Plotly.newPlot" in html.read_text()
+    assert "since: expected an ISO 8601 time" in cli("monitor", "report", "web-hourly",
+                                                     "--since", "yesterday", code=2)
+    assert "Monitor not found" in cli("monitor", "run", "nope", code=3)

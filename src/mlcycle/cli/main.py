@@ -24,7 +24,17 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from mlcycle.cli import data, deploy, experiments, models, pipelines, runs, serve, server
+from mlcycle.cli import (
+    data,
+    deploy,
+    experiments,
+    models,
+    monitor,
+    pipelines,
+    runs,
+    serve,
+    server,
+)
 from mlcycle.cli.context import CliContext
 from mlcycle.cli.output import err_console, print_error, print_note
 from mlcycle.errors import (
@@ -99,6 +109,7 @@ app.add_typer(models.app)
 app.add_typer(pipelines.app)
 app.add_typer(pipelines.sweep_app)
 app.add_typer(deploy.app)
+app.add_typer(monitor.app)
 app.command("server")(server.serve)
 app.command("serve")(serve.serve)
 

@@ -35,7 +35,6 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
-from scipy import stats
 
 from mlcycle.datasets.segments import Segment, parse_segments
 from mlcycle.errors import InvalidInputError
@@ -345,6 +344,8 @@ def _f1_of(y: NDArray[Any], pred: NDArray[Any], positive: Any) -> float:
 
 def _roc_auc(positive: NDArray[np.bool_], scores: NDArray[np.float64]) -> float:
     """The Mann–Whitney form: the chance a positive outscores a negative (ties count half)."""
+    from scipy import stats
+
     ranks = stats.rankdata(scores)
     n_pos = int(positive.sum())
     n_neg = positive.size - n_pos
