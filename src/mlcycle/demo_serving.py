@@ -43,10 +43,8 @@ def serve_and_send_traffic(client: mc.Client, name: str, model_uri: str, frame: 
     """Deploy *model_uri* as *name* (blue-green: the first version goes live at once), serve it,
     send every row of *frame* as its own ``/predict`` request and every label as feedback, and
     sum up what the deployment counted and logged."""
-    deployment = client.deployments.deploy(name, model_uri, strategy="blue-green", actor="demo")
-    version = deployment.stable_version
-    # Earlier servers of this deployment counted too: this run's share is the difference.
-    before = client.deployments.status(name).stats.get(version, VersionStats())
+    client.deployments.deploy(name, model_uri, strategy="blue-green", actor="demo")
+    version = client.registry.resolve(model_uri).version
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     settings = client.settings
@@ -58,6 +56,9 @@ def serve_and_send_traffic(client: mc.Client, name: str, model_uri: str, frame: 
     try:
         with httpx.Client(base_url=url, timeout=10.0) as http:
             _wait_ready(http, server, timeout)
+            _wait_switched(client, name, version, timeout)
+            # Earlier servers of this deployment counted too: this run's share is the rest.
+            before = client.deployments.status(name).stats.get(version, VersionStats())
             request_ids = []
             for record in frame.to_dict(orient="records"):
                 answer = http.post("/predict", json=[record])
@@ -101,6 +102,26 @@ def _wait_ready(http: httpx.Client, server: subprocess.Popen[bytes], timeout: fl
             pass
         time.sleep(0.1)
     raise ServingError(f"mlcycle serve was not ready after {timeout:.0f} s")
+
+
+def _wait_switched(client: mc.Client, name: str, version: int, timeout: float) -> None:
+    """Until the worker has warmed *version*, the controller has switched traffic to it, and
+    the worker has applied the switch."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = client.deployments.status(name)
+        deployment = status.deployment
+        applied = status.live_workers and all(
+            w.report.revision >= deployment.revision for w in status.live_workers)
+        if deployment.phase == "stable" and deployment.stable_version == version and applied:
+            return
+        if deployment.candidate_version is None and deployment.stable_version != version:
+            raise ServingError(f"deployment {name!r}: version {version} was rolled back; "
+                               f"`mlcycle deploy history {name}` says why")
+        if time.monotonic() > deadline:
+            raise ServingError(f"deployment {name!r}: version {version} not switched to "
+                               f"after {timeout:.0f} s (phase {deployment.phase})")
+        time.sleep(0.1)
 
 
 def _counted(client: mc.Client, name: str, version: int, before: VersionStats, requests: int,

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 import mlcycle as mc
 from mlcycle.client import open_pipeline_store
 from mlcycle.config import Settings
@@ -51,6 +53,19 @@ def test_demo_fast_runs_the_lifecycle_so_far(tmp_path: Path) -> None:
     test = data.load("breast-cancer.test", format="pandas")
     assert (model.predict(test.drop(columns="target")) == test["target"]).mean() > 0.9
 
+    # The production version was deployed, served on loopback, sent the test rows as traffic
+    # and their labels as feedback; the worker counted them and the prediction log holds them.
+    assert "served: deployment breast-cancer (v1)" in out.stdout
+    status = client.deployments.status("breast-cancer")
+    assert status.deployment.stable_version == 1 and status.deployment.phase == "stable"
+    assert status.stats[1].requests == len(test) and status.stats[1].errors == 0
+    assert status.stats[1].feedback == len(test) and status.stats[1].accuracy > 0.9
+    assert not status.live_workers  # the server said goodbye when the demo stopped it
+    logs = tmp_path / ".mlcycle" / "artifacts" / "logs"
+    logged = pd.read_parquet(logs / "predictions" / "deployment=breast-cancer")
+    assert len(logged) == len(test) and set(logged["version"]) == {"1"}
+    assert "input_mean radius" in logged.columns
+
     # A second run: the data is unchanged and the pipeline's steps come from the cache.
     again = _demo(tmp_path)
     assert again.returncode == 0, again.stderr
@@ -61,4 +76,8 @@ def test_demo_fast_runs_the_lifecycle_so_far(tmp_path: Path) -> None:
     second = max(runs_, key=lambda r: r.created_at)
     assert all(s.cache_hit for s in store.list_step_runs(second.pipeline_run_id))
     assert client.registry.get_version("breast-cancer-clf", 2).evaluation["passed"] is True
+    # ... and the new production version replaced the first blue-green, under the controller.
+    assert client.deployments.get("breast-cancer").stable_version == 2
+    kinds = [e.kind for e in client.deployments.history("breast-cancer")]
+    assert kinds[:2] == ["switched", "rollout_started"]
     client.close()

@@ -59,13 +59,14 @@ def service(parts: tuple[SqlDeploymentStore, RegistryService], clock: Clock
 
 def report(service: DeploymentService, worker: str, *, at: float, ready: tuple[int, ...] = (),
            stats: dict[int, VersionStats] | None = None, revision: int | None = None,
-           rollout: int | None = None) -> None:
+           rollout: int | None = None, stopped: bool = False) -> None:
     d = service.get("web")
-    service.store.report_worker(WorkerReport(
+    service.report(WorkerReport(
         deployment="web", worker_id=worker, heartbeat_at=datetime.fromtimestamp(at, UTC),
         revision=d.revision if revision is None else revision,
         rollout=d.rollout if rollout is None else rollout, ready_versions=ready,
-        stats={str(v): s.to_json() for v, s in (stats or {}).items()}))
+        stats={str(v): s.to_json() for v, s in (stats or {}).items()},
+        info={"stopped": "2026-01-01T00:00:00+00:00"} if stopped else {}))
 
 
 def traffic(requests: int, errors: int = 0, latency: float = 0.003) -> VersionStats:
@@ -174,6 +175,20 @@ def test_blue_green_switches_when_every_live_worker_has_the_candidate_ready(
     d = service.get("web")
     assert (d.stable_version, d.previous_version, d.candidate_version, d.phase) == \
         (2, 1, None, "stable")
+
+
+def test_a_worker_that_said_goodbye_is_not_waited_for(
+        service: DeploymentService, clock: Clock) -> None:
+    service.deploy("web", "models:/iris/1")
+    service.deploy("web", "models:/iris/2", strategy="blue-green")
+    report(service, "gone", at=clock.now, ready=(1,), stopped=True, stats={1: traffic(10)})
+    report(service, "w1", at=clock.now, ready=(1, 2))
+    status = service.status("web")
+    assert [w.report.worker_id for w in status.live_workers] == ["w1"]
+    assert status.stats[1].requests == 10  # what it served still counts
+    event = service.tick("web")
+    assert event is not None and event.kind == "switched" and "every live worker (1)" in \
+        event.reason
 
 
 def test_blue_green_without_live_workers_switches_at_once(

@@ -52,7 +52,9 @@ _RETRIES = 5
 
 @dataclass(frozen=True, slots=True)
 class WorkerStatus:
-    """A worker's last report and whether it is live (reported within ``worker_timeout_s``)."""
+    """A worker's last report and whether it is live (reported within ``worker_timeout_s``,
+    and not stopped: a worker that shuts down cleanly sends a last report with
+    ``info["stopped"]``)."""
 
     report: WorkerReport
     live: bool
@@ -356,7 +358,9 @@ class DeploymentService:
         out = []
         for r in reports:
             age = now - r.heartbeat_at.timestamp()
-            out.append(WorkerStatus(r, live=age <= config.worker_timeout_s, age_s=age))
+            stopped = bool(r.info.get("stopped"))  # said goodbye: never waited for
+            out.append(WorkerStatus(r, live=not stopped and age <= config.worker_timeout_s,
+                                    age_s=age))
         return tuple(out)
 
     # --- helpers --------------------------------------------------------------------------

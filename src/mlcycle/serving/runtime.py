@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets
@@ -96,6 +97,7 @@ class DeploymentRuntime:
         self._loaded: dict[int, ServedVersion] = {}
         self._failed: dict[int, float] = {}  # version -> when its load failed
         self._task: asyncio.Task[None] | None = None
+        self._current: Deployment | None = None
         self._reported_at = 0.0
         self._started = datetime.now(UTC).isoformat()
 
@@ -107,16 +109,29 @@ class DeploymentRuntime:
         self._task = asyncio.create_task(self._follow(current))
 
     async def stop(self) -> None:
+        """Stop following; a last report says this worker is gone (with what it counted), so
+        a blue-green switch does not wait for it."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self.applied_revision:
+            report = self._report(self._current) if self._current is not None else None
+            if report is not None:
+                report = dataclasses.replace(
+                    report, info={**report.info, "stopped": datetime.now(UTC).isoformat()})
+                try:
+                    await asyncio.to_thread(self._service.report, report)
+                except Exception as exc:  # the store may be gone; the heartbeat will age out
+                    logger.warning("deployment %s: last report failed: %s: %s",
+                                   self.deployment, type(exc).__name__, exc)
 
     async def _follow(self, current: Deployment) -> None:
         loop = asyncio.get_running_loop()
         while True:
             try:
+                self._current = current
                 if current.revision != self.applied_revision or self._missing(current):
                     await self.apply(current)
                 if loop.time() - self._reported_at >= self._report_every:
