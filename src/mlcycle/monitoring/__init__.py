@@ -14,11 +14,22 @@ from mlcycle.monitoring.drift import (
     detect_drift,
     render_drift_table,
 )
+from mlcycle.monitoring.importance import (
+    ImportanceDrift,
+    importance_drift,
+    permutation_importance,
+)
+from mlcycle.monitoring.multivariate import DomainDrift, domain_classifier_auc
 
 __all__ = [
     "ColumnDrift",
+    "DomainDrift",
     "DriftConfig",
     "DriftReport",
+    "ImportanceDrift",
     "detect_drift",
+    "domain_classifier_auc",
+    "importance_drift",
+    "permutation_importance",
     "render_drift_table",
 ]
