@@ -493,3 +493,63 @@ def test_the_cli_creates_runs_lists_reports_and_shows_alerts(
     assert "since: expected an ISO 8601 time" in cli("monitor", "report", "web-hourly",
                                                      "--since", "yesterday", code=2)
     assert "Monitor not found" in cli("monitor", "run", "nope", code=3)
+
+
+# --- the server: scheduler, /metrics, the Grafana dashboard ---------------------------------
+
+
+def test_the_server_runs_due_monitors_and_exports_their_results(
+        client: mc.Client, tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from mlcycle.server import create_app
+
+    service = client.monitors
+    service.create("web-live", "web", {"window": "2h", "interval": "1h",
+                                       "segments": {"eu": "region = 'EU'"},
+                                       "thresholds": {"accuracy": {"alert": 0.99}}})
+    frame = make_frame(300, seed=12)
+    wrong = frame["label"].to_numpy().copy()
+    wrong[::10] = 1 - wrong[::10]
+    write_logs(str(tmp_path / "logs"), frame, datetime.now(UTC) - timedelta(minutes=100),
+               step_s=20, outputs=wrong)
+    app = create_app(client.settings, stores=(client.service.store, client.service.artifacts),
+                     monitor_poll_interval=0.05)
+    with TestClient(app) as http:
+        for _ in range(400):
+            if service.results("web-live"):
+                break
+            time.sleep(0.05)
+        [result] = service.results("web-live")  # one run: the next is an hour away
+        assert result.status == "alert"
+        scraped = http.get("/metrics")
+    assert scraped.status_code == 200
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(scraped.text)
+               for s in family.samples}
+    base = (("deployment", "web"), ("monitor", "web-live"))
+    assert samples[("mlcycle_monitor_status", base)] == 2
+    assert samples[("mlcycle_monitor_quality",
+                    (*base[:1], ("metric", "accuracy"), base[1], ("segment", "all")))] == \
+        pytest.approx(0.9, abs=0.005)
+    assert ("mlcycle_monitor_quality",
+            (*base[:1], ("metric", "accuracy"), base[1], ("segment", "eu"))) in samples
+    assert samples[("mlcycle_monitor_drift_score",
+                    (*base[:1], ("feature", "age"), base[1]))] >= 0
+    assert ("mlcycle_monitor_operations",
+            (*base[:1], ("metric", "latency_p95_ms"), base[1], ("segment", "all"))) in samples
+
+
+def test_every_grafana_expr_names_an_exported_metric() -> None:
+    import re
+
+    from mlcycle.monitoring.prometheus import METRIC_NAMES
+
+    path = Path(__file__).parents[2] / "deploy" / "grafana" / "mlcycle-monitoring.json"
+    dashboard = json.loads(path.read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert len(exprs) >= 8
+    for expr in exprs:
+        names = set(re.findall(r"\bmlcycle_[a-z_]+", expr))
+        assert names and names <= set(METRIC_NAMES), expr
+    assert {n for e in exprs for n in re.findall(r"\bmlcycle_[a-z_]+", e)} == set(METRIC_NAMES)

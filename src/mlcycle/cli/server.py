@@ -54,7 +54,9 @@ def serve(
     if workers == 1:
         from mlcycle.server.app import create_app
 
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+        # One process: it also runs due monitors (several workers would each run them).
+        uvicorn.run(create_app(settings, monitor_poll_interval=30.0), host=host, port=port,
+                    log_level="warning")
         return
     # Worker processes import the app themselves, so they get the settings from the environment.
     os.environ.update(worker_environment(settings))

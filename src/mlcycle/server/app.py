@@ -8,6 +8,7 @@ The REST API lives under ``/api/v1`` (OpenAPI at ``/docs``), ``/health`` answers
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import metadata
@@ -20,6 +21,7 @@ from mlcycle.errors import InvalidInputError
 from mlcycle.server.api import api_router, health
 from mlcycle.server.auth import TokenPolicy
 from mlcycle.server.errors import install_error_handlers
+from mlcycle.server.monitoring import metrics_router, monitor_service, scheduled_monitors
 from mlcycle.store.base import (
     ArtifactStore,
     DatasetStore,
@@ -49,6 +51,7 @@ def create_app(
     pipelines: PipelineStore | None = None,
     deployments: DeploymentStore | None = None,
     monitors: MonitorStore | None = None,
+    monitor_poll_interval: float | None = None,
 ) -> FastAPI:
     """The server's app over *stores*, or over the SQL and artifact stores that *settings* name.
 
@@ -57,7 +60,9 @@ def create_app(
     model registry likewise by *registry*, pipeline records by *pipelines* and deployment
     state by *deployments*, or in the tracking store's database.
     Stores handed in belong to the caller, who closes them; stores opened here are closed when
-    the app shuts down.
+    the app shuts down. With monitors kept, ``/metrics`` exports their results and a background
+    task runs due monitors every *monitor_poll_interval* seconds (``None``, the default: no
+    scheduler; ``mlcycle server`` with one worker sets 30).
     """
     owned = stores is None
     tracking, artifacts = stores if stores is not None else _open_stores(settings)
@@ -75,7 +80,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        async with contextlib.AsyncExitStack() as stack:
+            if monitors is not None and deployments is not None and registry is not None \
+                    and datasets is not None and monitor_poll_interval is not None:
+                service = monitor_service(settings, tracking, artifacts, monitors=monitors,
+                                          deployments=deployments, registry=registry,
+                                          datasets=datasets)
+                await stack.enter_async_context(scheduled_monitors(service,
+                                                                   monitor_poll_interval))
+            yield
         if owned:
             tracking.close()
 
@@ -95,6 +108,8 @@ def create_app(
     app.state.tokens = TokenPolicy.from_settings(settings)
     install_error_handlers(app)
     app.include_router(health.router)
+    if monitors is not None:
+        app.include_router(metrics_router(monitors))
     app.include_router(api_router)
     return app
 
