@@ -7,6 +7,7 @@
     importance_drift(model, holdout, window_with_labels, target="label")
 """
 
+from mlcycle.monitoring.config import MonitorSpec
 from mlcycle.monitoring.drift import (
     ColumnDrift,
     DriftConfig,
@@ -19,7 +20,10 @@ from mlcycle.monitoring.importance import (
     importance_drift,
     permutation_importance,
 )
+from mlcycle.monitoring.logs import LogWindow, PredictionLogs
 from mlcycle.monitoring.multivariate import DomainDrift, domain_classifier_auc
+from mlcycle.monitoring.performance import PerformanceReport, measure
+from mlcycle.monitoring.service import MonitorRun, MonitorService
 
 __all__ = [
     "ColumnDrift",
@@ -27,9 +31,16 @@ __all__ = [
     "DriftConfig",
     "DriftReport",
     "ImportanceDrift",
+    "LogWindow",
+    "MonitorRun",
+    "MonitorService",
+    "MonitorSpec",
+    "PerformanceReport",
+    "PredictionLogs",
     "detect_drift",
     "domain_classifier_auc",
     "importance_drift",
+    "measure",
     "permutation_importance",
     "render_drift_table",
 ]
