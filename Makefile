@@ -5,7 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test check bench bench-tracking bench-data bench-pipelines bench-serving venv clean \
+.PHONY: demo test check bench bench-tracking bench-data bench-pipelines bench-serving \
+	bench-monitoring venv clean \
 	postgres
 
 $(STAMP): pyproject.toml
@@ -35,7 +36,7 @@ check: $(STAMP)
 	$(VENV)/bin/mypy src
 	$(VENV)/bin/lint-imports
 
-bench: bench-tracking bench-data bench-pipelines bench-serving
+bench: bench-tracking bench-data bench-pipelines bench-serving bench-monitoring
 
 # Each peer gets its own virtual environment, so no peer's pins constrain mlcycle's.
 bench/.venvs/%/.installed: bench/requirements-%.txt
@@ -59,6 +60,11 @@ bench-serving: $(STAMP) bench/.venvs/mlflow/.installed bench/.venvs/bentoml/.ins
 # Optuna alone is the peer of the sweeps; it is in mlcycle's venv already (the pipelines extra).
 bench-pipelines: $(STAMP)
 	@$(PY) bench/pipelines.py $(BENCH_ARGS)
+
+# detect_drift against Evidently's DataDriftPreset (its own venv: Evidently 0.7 needs
+# pandas < 3) and a plain NumPy/SciPy pass, on the same Parquet files.
+bench-monitoring: $(STAMP) bench/.venvs/evidently/.installed
+	@$(PY) bench/monitoring.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mlcycle .pytest_cache .mypy_cache .ruff_cache

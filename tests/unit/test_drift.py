@@ -60,6 +60,14 @@ def test_ks_pvalue_matches_scipy_asymptotic(case: str) -> None:
     assert ks_pvalue(ks, a.size, b.size) == pytest.approx(expected, rel=1e-9, abs=1e-300)
 
 
+def test_ks_pvalue_of_large_samples_is_kolmogorovs_limit() -> None:
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=60_000), rng.normal(0.01, 1, size=60_000)
+    ks, _ = ks_wasserstein(Ecdf.of_sample(a), Ecdf.of_sample(b))
+    expected = stats.ks_2samp(a, b, method="asymp").pvalue
+    assert ks_pvalue(ks, a.size, b.size) == pytest.approx(expected, rel=0.015)
+
+
 def test_ks_pvalue_is_vectorised_over_columns() -> None:
     d = np.array([0.01, 0.05, 0.2])
     n = np.array([1000, 2000, 50])
@@ -174,6 +182,24 @@ def test_pandas_polars_and_arrow_frames_give_the_same_report() -> None:
     expected = detect_drift(ref, cur).to_dict()
     assert detect_drift(pl.from_pandas(ref), pl.from_pandas(cur)).to_dict() == expected
     assert detect_drift(pa.Table.from_pandas(ref), pa.Table.from_pandas(cur)).to_dict() == expected
+
+
+def test_parquet_files_are_read_a_column_at_a_time(tmp_path) -> None:
+    import pyarrow.parquet as pq
+
+    ref, cur = _frames(3000, shift=0.3)
+    pq.write_table(pa.Table.from_pandas(ref), tmp_path / "ref.parquet")
+    pq.write_table(pa.Table.from_pandas(cur), tmp_path / "cur.parquet")
+    expected = detect_drift(ref, cur).to_dict()
+    assert detect_drift(tmp_path / "ref.parquet", str(tmp_path / "cur.parquet")).to_dict() == (
+        expected
+    )
+    from_profile = detect_drift(profile_table(ref), pq.ParquetFile(tmp_path / "cur.parquet"))
+    assert from_profile.drifted == detect_drift(profile_table(ref), cur).drifted
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    with pytest.raises(InvalidInputError, match="cannot read") as info:
+        detect_drift(ref, tmp_path / "bad.parquet")
+    assert info.value.details["field"] == "current"
 
 
 def _bench_like(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, set[str]]:

@@ -7,12 +7,14 @@ answers from its sketches, so the training data behind it is never read.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from datasketches import kll_doubles_sketch
 from numpy.typing import NDArray
 
@@ -76,23 +78,54 @@ def _as_table(frame: Any, role: str) -> pa.Table:
                 details={"field": role},
             ) from exc
     raise InvalidInputError(
-        f"{role} must be a pandas, polars or pyarrow frame"
-        + (" or a DatasetProfile" if role == "reference" else "")
-        + f", got {type(frame).__module__}.{type(frame).__qualname__}",
+        f"{role} must be a pandas, polars or pyarrow frame, or a Parquet file"
+        + (", or a DatasetProfile" if role == "reference" else "")
+        + f"; got {type(frame).__module__}.{type(frame).__qualname__}",
         details={"field": role},
     )
 
 
+def _open_parquet(path: str | os.PathLike[str], role: str) -> pq.ParquetFile:
+    """The file, with its string columns read as dictionaries: Parquet keeps them encoded so,
+    and a string per row would cost more memory than all the rest of the column."""
+    try:
+        schema = pq.read_schema(path)
+        strings = [f.name for f in schema if pa.types.is_string(f.type)
+                   or pa.types.is_large_string(f.type)]
+        return pq.ParquetFile(path, read_dictionary=strings)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise InvalidInputError(
+            f"{role}: cannot read {os.fspath(path)!r} as Parquet: {exc}", details={"field": role}
+        ) from exc
+
+
 class FrameSource:
-    """Columns of a pandas, polars or pyarrow frame, converted one at a time."""
+    """Columns of a pandas, polars or pyarrow frame, converted one at a time; or of a Parquet
+    file (a path or a ``pyarrow.parquet.ParquetFile``), *read* one at a time, so memory holds
+    one column per side rather than the whole file."""
 
     def __init__(self, frame: Any, role: str) -> None:
         self.role = role
-        self.table = _as_table(frame, role)
-        self.names: list[str] = list(self.table.schema.names)
+        self.file: pq.ParquetFile | None = None
+        if isinstance(frame, str | os.PathLike | pq.ParquetFile):
+            self.file = frame if isinstance(frame, pq.ParquetFile) else _open_parquet(frame, role)
+            self.schema = self.file.schema_arrow
+        else:
+            self.table = _as_table(frame, role)
+            self.schema = self.table.schema
+        self.names: list[str] = list(self.schema.names)
+
+    def column(self, name: str) -> pa.ChunkedArray:
+        if self.file is None:
+            return self.table.column(name)
+        return self.file.read(columns=[name]).column(0)
+
+    def whole(self) -> pa.Table:
+        """All columns at once (what a model or a classifier needs)."""
+        return self.table if self.file is None else self.file.read()
 
     def kind(self, name: str) -> Kind | None:
-        return _arrow_kind(self.table.schema.field(name).type)
+        return _arrow_kind(self.schema.field(name).type)
 
     def unusable(self, name: str) -> str | None:
         """Why the column has no drift test, or ``None`` when it has one."""
@@ -101,11 +134,11 @@ class FrameSource:
         return None
 
     def type_name(self, name: str) -> str:
-        return str(self.table.schema.field(name).type)
+        return str(self.schema.field(name).type)
 
     def numeric(self, name: str) -> tuple[Ecdf, float]:
         """The ECDF of the column's finite values (nulls, NaN and ±inf left out), its std."""
-        column = self.table.column(name)
+        column = self.column(name)
         if pa.types.is_decimal(column.type) or pa.types.is_dictionary(column.type):
             column = column.cast(pa.float64())
         parts = [c.to_numpy(zero_copy_only=False) for c in column.chunks]
@@ -119,7 +152,7 @@ class FrameSource:
 
     def categories(self, name: str) -> Counts:
         """Exact counts of the column's non-null values, each spelled as a string."""
-        pairs = pc.value_counts(self.table.column(name))
+        pairs = pc.value_counts(self.column(name))
         levels = pairs.field("values")
         counts = pairs.field("counts").to_numpy(zero_copy_only=False)
         if levels.null_count:

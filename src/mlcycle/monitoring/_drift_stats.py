@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import special, stats
 
 __all__ = [
+    "KS_EXACT_MAX_N",
     "PSI_FLOOR",
     "Ecdf",
     "chi2_two_sample",
@@ -147,15 +148,28 @@ def ks_wasserstein(a: Ecdf, b: Ecdf) -> tuple[float, float]:
     return ks, wasserstein
 
 
+#: Above this effective sample size KS p-values come from Kolmogorov's limiting distribution:
+#: SciPy's finite-n ``kstwo.sf`` takes up to a second per value in the tail at n = 500,000,
+#: and the two differ by under 1.5 % (relative) from n = 10,000 on.
+KS_EXACT_MAX_N: Final = 10_000
+
+
 def ks_pvalue(d: ArrayLike, n: ArrayLike, m: ArrayLike) -> NDArray[np.float64]:
     """Two-sided p-values of KS statistics *d* for sample sizes *n* and *m*, vectorised.
 
-    The asymptotic test of ``scipy.stats.ks_2samp(method="asymp")``: Kolmogorov's one-sample
-    distribution at the effective size ``round(n m / (n + m))``.
+    The asymptotic test of ``scipy.stats.ks_2samp(method="asymp")``: Kolmogorov's distribution
+    at the effective size ``en = round(n m / (n + m))`` (``kstwo``), and its limit
+    ``kstwobign`` at ``d * sqrt(en)`` once ``en`` exceeds ``KS_EXACT_MAX_N``.
     """
     nf, mf = np.asarray(n, dtype=np.float64), np.asarray(m, dtype=np.float64)
+    d_arr = np.asarray(d, dtype=np.float64)
     effective = np.round(nf * mf / (nf + mf))
-    return np.asarray(np.clip(stats.kstwo.sf(np.asarray(d), effective), 0.0, 1.0))
+    d_arr, effective = np.broadcast_arrays(d_arr, effective)
+    out = np.empty(d_arr.shape)
+    small = effective <= KS_EXACT_MAX_N
+    out[small] = stats.kstwo.sf(d_arr[small], effective[small])
+    out[~small] = stats.kstwobign.sf(d_arr[~small] * np.sqrt(effective[~small]))
+    return np.clip(out, 0.0, 1.0)
 
 
 def psi(p: ArrayLike, q: ArrayLike) -> float:

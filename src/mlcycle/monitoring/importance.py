@@ -101,7 +101,7 @@ def permutation_importance(
                 f"{name} must be an int of at least {low}, got {value!r}",
                 details={"field": name},
             )
-    table = FrameSource(labelled, "labelled").table
+    table = FrameSource(labelled, "labelled").whole()
     if target not in table.schema.names:
         raise InvalidInputError(
             f"target column {target!r} is not in the labelled data (columns: "

@@ -106,8 +106,8 @@ def domain_classifier_auc(
     cur = FrameSource(current_frame, "current")
     names = _columns(ref, cur, columns)
     rng = np.random.default_rng(seed)
-    ref_rows = _sample(ref.table, max_rows, rng)
-    cur_rows = _sample(cur.table, max_rows, rng)
+    ref_rows = _sample(ref.whole(), max_rows, rng)
+    cur_rows = _sample(cur.whole(), max_rows, rng)
     if min(ref_rows.num_rows, cur_rows.num_rows) < folds:
         raise InvalidInputError(
             f"each side needs at least folds={folds} rows; got {ref_rows.num_rows} reference "
