@@ -40,6 +40,7 @@ from mlcycle.store.base import (
     MonitorStore,
     PipelineStore,
     TrackingStore,
+    TriggerStore,
 )
 from mlcycle.tracking import validation as v
 from mlcycle.tracking.compare import RunComparison
@@ -63,6 +64,7 @@ __all__ = [
     "open_pipeline_store",
     "open_registry_store",
     "open_stores",
+    "open_trigger_store",
 ]
 
 _active: contextvars.ContextVar[tuple[ActiveRun, ...]] = contextvars.ContextVar(
@@ -188,6 +190,24 @@ def open_monitor_store(tracking: TrackingStore) -> MonitorStore:
 
         return RestMonitorStore(tracking.http)
     raise InvalidStateError(f"no monitor store goes with {type(tracking).__name__}",
+                            details={"store": type(tracking).__name__})
+
+
+def open_trigger_store(tracking: TrackingStore) -> TriggerStore:
+    """The retraining triggers beside a tracking store: the same database, or the same server."""
+    from mlcycle.store.sql import SqlTrackingStore
+
+    if isinstance(tracking, SqlTrackingStore):
+        from mlcycle.store.sql.triggers import SqlTriggerStore
+
+        return SqlTriggerStore(tracking.engine)
+    from mlcycle.store.rest import RestTrackingStore
+
+    if isinstance(tracking, RestTrackingStore):
+        from mlcycle.store.rest.triggers import RestTriggerStore
+
+        return RestTriggerStore(tracking.http)
+    raise InvalidStateError(f"no trigger store goes with {type(tracking).__name__}",
                             details={"store": type(tracking).__name__})
 
 

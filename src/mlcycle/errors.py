@@ -15,13 +15,16 @@
     │   ├── ModelAliasNotFound      model_alias_not_found
     │   ├── DeploymentNotFound      deployment_not_found
     │   ├── PipelineRunNotFound     pipeline_run_not_found
-    │   └── MonitorNotFound         monitor_not_found
+    │   ├── MonitorNotFound         monitor_not_found
+    │   ├── TriggerNotFound         trigger_not_found
+    │   └── TriggerRunNotFound      trigger_run_not_found
     ├── AlreadyExistsError          already_exists       409
     │   ├── ExperimentAlreadyExists experiment_already_exists
     │   ├── DatasetAlreadyExists    dataset_already_exists
     │   ├── ModelAlreadyExists      model_already_exists
     │   ├── DeploymentAlreadyExists deployment_already_exists
-    │   └── MonitorAlreadyExists    monitor_already_exists
+    │   ├── MonitorAlreadyExists    monitor_already_exists
+    │   └── TriggerAlreadyExists    trigger_already_exists
     ├── InvalidInputError           invalid_input        400
     │   ├── InvalidFilter           invalid_filter
     │   ├── SignatureMismatch       signature_mismatch   (model input unlike its signature)
@@ -81,6 +84,9 @@ __all__ = [
     "SourceError",
     "StepFailed",
     "StoreError",
+    "TriggerAlreadyExists",
+    "TriggerNotFound",
+    "TriggerRunNotFound",
     "error_class_for",
 ]
 
@@ -169,6 +175,16 @@ class MonitorNotFound(NotFoundError):
     headline = "Monitor not found"
 
 
+class TriggerNotFound(NotFoundError):
+    code = "trigger_not_found"
+    headline = "Trigger not found"
+
+
+class TriggerRunNotFound(NotFoundError):
+    code = "trigger_run_not_found"
+    headline = "Trigger run not found"
+
+
 class AlreadyExistsError(MlcycleError):
     code = "already_exists"
     headline = "Already exists"
@@ -198,6 +214,11 @@ class DeploymentAlreadyExists(AlreadyExistsError):
 class MonitorAlreadyExists(AlreadyExistsError):
     code = "monitor_already_exists"
     headline = "Monitor already exists"
+
+
+class TriggerAlreadyExists(AlreadyExistsError):
+    code = "trigger_already_exists"
+    headline = "Trigger already exists"
 
 
 class InvalidInputError(MlcycleError):

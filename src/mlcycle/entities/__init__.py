@@ -52,6 +52,17 @@ from mlcycle.entities._tracking import (
     now_ms,
     to_ms,
 )
+from mlcycle.entities._trigger import (
+    TRIGGER_CAUSES,
+    TRIGGER_KINDS,
+    TRIGGER_RUN_STATUSES,
+    Trigger,
+    TriggerRun,
+    check_run_status,
+    check_trigger,
+    check_trigger_name,
+    check_trigger_run,
+)
 
 __all__ = [
     "ACTIVE",
@@ -65,6 +76,9 @@ __all__ = [
     "MONITOR_STATUSES",
     "PIPELINE_STATUSES",
     "STEP_STATUSES",
+    "TRIGGER_CAUSES",
+    "TRIGGER_KINDS",
+    "TRIGGER_RUN_STATUSES",
     "Alert",
     "Artifact",
     "ColumnSchema",
@@ -87,6 +101,8 @@ __all__ = [
     "RunInput",
     "StepOutput",
     "StepRun",
+    "Trigger",
+    "TriggerRun",
     "WorkerReport",
     "check_alert",
     "check_alias",
@@ -95,6 +111,10 @@ __all__ = [
     "check_monitor",
     "check_monitor_name",
     "check_result",
+    "check_run_status",
+    "check_trigger",
+    "check_trigger_name",
+    "check_trigger_run",
     "from_ms",
     "now_ms",
     "plain_json",

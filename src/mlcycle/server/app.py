@@ -30,6 +30,7 @@ from mlcycle.store.base import (
     MonitorStore,
     PipelineStore,
     TrackingStore,
+    TriggerStore,
 )
 from mlcycle.store.sql import SqlTrackingStore
 from mlcycle.store.sql.datasets import SqlDatasetStore
@@ -37,6 +38,7 @@ from mlcycle.store.sql.deployments import SqlDeploymentStore
 from mlcycle.store.sql.monitors import SqlMonitorStore
 from mlcycle.store.sql.pipelines import SqlPipelineStore
 from mlcycle.store.sql.registry import SqlModelRegistryStore
+from mlcycle.store.sql.triggers import SqlTriggerStore
 from mlcycle.tracking.service import TrackingService
 
 __all__ = ["app_from_env", "create_app"]
@@ -51,6 +53,7 @@ def create_app(
     pipelines: PipelineStore | None = None,
     deployments: DeploymentStore | None = None,
     monitors: MonitorStore | None = None,
+    triggers: TriggerStore | None = None,
     monitor_poll_interval: float | None = None,
 ) -> FastAPI:
     """The server's app over *stores*, or over the SQL and artifact stores that *settings* name.
@@ -77,6 +80,8 @@ def create_app(
         deployments = SqlDeploymentStore(tracking.engine)
     if monitors is None and isinstance(tracking, SqlTrackingStore):
         monitors = SqlMonitorStore(tracking.engine)
+    if triggers is None and isinstance(tracking, SqlTrackingStore):
+        triggers = SqlTriggerStore(tracking.engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -105,6 +110,7 @@ def create_app(
     app.state.pipelines = pipelines
     app.state.deployments = deployments
     app.state.monitors = monitors
+    app.state.triggers = triggers
     app.state.tokens = TokenPolicy.from_settings(settings)
     install_error_handlers(app)
     app.include_router(health.router)

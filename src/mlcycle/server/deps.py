@@ -20,6 +20,7 @@ from mlcycle.store.base import (
     ModelRegistryStore,
     MonitorStore,
     PipelineStore,
+    TriggerStore,
 )
 from mlcycle.tracking.service import TrackingService
 
@@ -32,6 +33,7 @@ __all__ = [
     "RawJSON",
     "Registry",
     "Service",
+    "Triggers",
     "authorize",
 ]
 
@@ -102,6 +104,17 @@ async def get_monitors(request: Request) -> MonitorStore:
 
 
 Monitors = Annotated[MonitorStore, Depends(get_monitors)]
+
+
+async def get_triggers(request: Request) -> TriggerStore:
+    store: TriggerStore | None = request.app.state.triggers
+    if store is None:
+        raise InvalidStateError("this server keeps no triggers: its tracking store is not a "
+                                "SQL store and no trigger store was handed to create_app")
+    return store
+
+
+Triggers = Annotated[TriggerStore, Depends(get_triggers)]
 
 
 async def authorize(request: Request) -> None:

@@ -36,6 +36,8 @@ from mlcycle.entities import (
     RunInput,
     StepOutput,
     StepRun,
+    Trigger,
+    TriggerRun,
     WorkerReport,
 )
 from mlcycle.errors import InvalidInputError, InvalidStateError, StoreError
@@ -49,6 +51,7 @@ __all__ = [
     "MonitorStore",
     "PipelineStore",
     "TrackingStore",
+    "TriggerStore",
 ]
 
 
@@ -710,6 +713,87 @@ class MonitorStore(abc.ABC):
     @abc.abstractmethod
     def list_alerts(self, name: str, *, max_results: int = 100) -> list[Alert]:
         """The monitor's alerts, newest first."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+class TriggerStore(abc.ABC):
+    """Retraining triggers of deployments and their runs.
+
+    The store keeps the guards, so two schedulers (or a scheduler and a person) firing at the
+    same moment cannot both retrain: :meth:`start_run` inserts the run as ``running`` only when
+    no run of the same deployment is running and the trigger's last run that ran started more
+    than ``cooldown_s`` ago, in one transaction; otherwise it stores the run as ``skipped`` with
+    the reason. Runs are never deleted with their outcome unrecorded.
+    """
+
+    @abc.abstractmethod
+    def create_trigger(self, trigger: Trigger) -> Trigger:
+        """Store *trigger* (``created_at``/``updated_at`` are the store's);
+        ``TriggerAlreadyExists`` when the name is taken."""
+
+    @abc.abstractmethod
+    def get_trigger(self, name: str) -> Trigger:
+        """The trigger; ``TriggerNotFound`` when there is none."""
+
+    @abc.abstractmethod
+    def list_triggers(self, *, deployment: str | None = None) -> list[Trigger]:
+        """All triggers (of *deployment*), by name."""
+
+    @abc.abstractmethod
+    def update_trigger(
+        self,
+        name: str,
+        *,
+        enabled: bool | Unset = UNSET,
+        seen_version: int | Unset | None = UNSET,
+    ) -> Trigger:
+        """Pause or resume the trigger, or move the newest dataset version it reacted to."""
+
+    @abc.abstractmethod
+    def delete_trigger(self, name: str) -> None:
+        """Remove the trigger and its runs; ``InvalidStateError`` while one is running."""
+
+    @abc.abstractmethod
+    def start_run(self, run: TriggerRun, *, cooldown_s: int) -> TriggerRun:
+        """Store a run of ``run.trigger`` started at ``run.started_at`` (its ``run_id``,
+        ``deployment`` and ``status`` are the store's): ``running`` when the guards allow it,
+        ``skipped`` with the reason otherwise (see the class docstring)."""
+
+    @abc.abstractmethod
+    def update_run(
+        self,
+        run_id: int,
+        *,
+        status: str | Unset = UNSET,
+        ended_at: datetime | Unset | None = UNSET,
+        reason: str | Unset = UNSET,
+        data: Mapping[str, JSONValue] | Unset = UNSET,
+        pipeline_run_id: str | Unset | None = UNSET,
+        training_run_id: str | Unset | None = UNSET,
+        model: str | Unset | None = UNSET,
+        model_version: int | Unset | None = UNSET,
+        gates: Mapping[str, JSONValue] | Unset = UNSET,
+        rollout: int | Unset | None = UNSET,
+    ) -> TriggerRun:
+        """Record progress of a ``running`` run (``UNSET`` leaves a field alone);
+        ``InvalidStateError`` when the run has ended already, so an outcome is never
+        overwritten."""
+
+    @abc.abstractmethod
+    def get_run(self, run_id: int) -> TriggerRun:
+        """The run; ``TriggerRunNotFound`` when there is none."""
+
+    @abc.abstractmethod
+    def list_runs(
+        self,
+        trigger: str | None = None,
+        *,
+        deployment: str | None = None,
+        max_results: int = 100,
+    ) -> list[TriggerRun]:
+        """Runs (of *trigger*, of *deployment*), newest first."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

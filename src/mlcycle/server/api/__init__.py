@@ -13,6 +13,7 @@ from mlcycle.server.api import (
     monitors,
     pipelines,
     runs,
+    triggers,
 )
 from mlcycle.server.deps import authorize
 
@@ -28,3 +29,4 @@ api_router.include_router(models.router)
 api_router.include_router(pipelines.router)
 api_router.include_router(deployments.router)
 api_router.include_router(monitors.router)
+api_router.include_router(triggers.router)

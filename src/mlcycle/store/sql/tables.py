@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData(
@@ -445,4 +446,58 @@ monitor_alerts = Table(
     Column("delivery", Text),
     Column("details", JSON, nullable=False),
     Index(None, "monitor", "alert_id"),
+)
+
+# --- triggers -------------------------------------------------------------------------------
+
+# One row per retraining trigger of a deployment.
+triggers = Table(
+    "triggers",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("deployment", String(128), nullable=False),
+    Column("kinds", JSON, nullable=False),  # ["drift", "schedule", ...]
+    Column("pipeline", String(512), nullable=False),  # module:function
+    Column("dataset", String(256), nullable=False),
+    Column("target", String(256), nullable=False),
+    Column("schedule", String(128)),
+    Column("monitor", String(128)),
+    Column("evaluation_data", String(256)),
+    Column("gates", JSON, nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("canary", JSON, nullable=False),
+    Column("cooldown_s", Integer, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("seen_version", Integer),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index(None, "deployment"),
+)
+
+# One row per firing. The partial unique index is the one-at-a-time guard: at most one
+# ``running`` row per deployment, whoever inserts it, enforced by the database itself.
+trigger_runs = Table(
+    "trigger_runs",
+    metadata,
+    Column("run_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("trigger", String(128), ForeignKey("triggers.name", ondelete="CASCADE"),
+           nullable=False),
+    Column("deployment", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("cause", JSON, nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("ended_at", BigInteger),
+    Column("reason", Text, nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("pipeline_run_id", ID),
+    Column("training_run_id", ID),
+    Column("model", String(256)),
+    Column("model_version", Integer),
+    Column("gates", JSON, nullable=False),
+    Column("rollout", Integer),
+    Index(None, "trigger", "run_id"),
+    Index("ux_trigger_runs_running_deployment", "deployment", unique=True,
+          sqlite_where=text("status = 'running'"), postgresql_where=text("status = 'running'")),
 )
