@@ -57,23 +57,21 @@ class PredictionRecord:
     status: int
     rows: int
 
-    def columns(self) -> dict[str, Sequence[Any]]:
+    def scalars(self) -> dict[str, Any]:
+        """The values every row of this request shares."""
+        return {"request_id": self.request_id, "time": self.time,
+                "deployment": self.deployment, "model": self.model, "version": self.version,
+                "role": self.role, "status": self.status, "latency_ms": self.latency_ms}
+
+    def per_row(self) -> dict[str, list[Any]]:
+        """The inputs (``input_<column>``, or ``input`` for an array) and ``output``, one value
+        per row; a column of another length (a ragged request that failed) is left out."""
         n = self.rows
-        out: dict[str, Sequence[Any]] = {
-            "request_id": [self.request_id] * n,
-            "row": range(n),
-            "time": [datetime.fromtimestamp(self.time, UTC)] * n,
-            "deployment": [self.deployment] * n,
-            "model": [self.model] * n,
-            "version": [self.version] * n,
-            "role": [self.role] * n,
-            "status": [self.status] * n,
-            "latency_ms": [self.latency_ms] * n,
-        }
+        out: dict[str, list[Any]] = {}
         if isinstance(self.inputs, Mapping):
             for name, values in self.inputs.items():
                 column = as_list(values)
-                if len(column) == n:  # a ragged request (it failed) keeps its other columns
+                if len(column) == n:
                     out[f"input_{name}"] = column
         elif isinstance(self.inputs, np.ndarray):
             out["input"] = self.inputs.reshape(n, -1).tolist()
@@ -93,10 +91,12 @@ class FeedbackRecord:
     deployment: str
     rows: int = 1
 
-    def columns(self) -> dict[str, Sequence[Any]]:
-        return {"request_id": [self.request_id], "row": [self.row], "label": [self.label],
-                "time": [datetime.fromtimestamp(self.time, UTC)],
-                "deployment": [self.deployment]}
+    def scalars(self) -> dict[str, Any]:
+        return {"request_id": self.request_id, "row": self.row, "label": self.label,
+                "time": self.time, "deployment": self.deployment}
+
+    def per_row(self) -> dict[str, list[Any]]:
+        return {}
 
 
 Record = PredictionRecord | FeedbackRecord
@@ -197,13 +197,9 @@ class ParquetLog:
 
     def _write(self, path: str, records: list[Record]) -> None:
         import fsspec
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        columns = _Columns()
-        for record in records:
-            columns.extend(record.rows, record.columns())
-        table = pa.table({name: _array(values) for name, values in columns.data.items()})
+        table = _table(records)
         fs, local = fsspec.core.url_to_fs(path, **self.storage_options)
         fs.makedirs(local.rsplit("/", 1)[0], exist_ok=True)
         with fs.open(local, "wb") as f:
@@ -211,23 +207,35 @@ class ParquetLog:
         self.files = [*self.files[-999:], path]
 
 
-class _Columns:
-    """Rows of several records as columns; a column a record lacks is null in its rows."""
+def _table(records: Sequence[Record]) -> Any:
+    """The records as one Arrow table, built column by column in C where it can be: a value
+    shared by a request's rows is converted once and repeated with ``take``; a request's
+    per-row columns are chained and converted once per column (a column a request lacks is
+    null in its rows)."""
+    import pyarrow as pa
 
-    def __init__(self) -> None:
-        self.data: dict[str, list[Any]] = {}
-        self.rows = 0
-
-    def extend(self, rows: int, columns: Mapping[str, Sequence[Any]]) -> None:
-        for name, values in columns.items():
-            column = self.data.get(name)
-            if column is None:
-                column = self.data[name] = [None] * self.rows
-            column.extend(values)
-        self.rows += rows
-        for column in self.data.values():
-            if len(column) < self.rows:
-                column.extend([None] * (self.rows - len(column)))
+    counts = np.fromiter((r.rows for r in records), dtype=np.int64, count=len(records))
+    owner = pa.array(np.repeat(np.arange(len(records)), counts))  # each row's record
+    scalars = [r.scalars() for r in records]
+    columns: dict[str, Any] = {}
+    for name in scalars[0]:
+        values = [s[name] for s in scalars]
+        if name == "time":
+            micros = np.round(np.asarray(values, dtype=np.float64) * 1e6).astype(np.int64)
+            column = pa.array(micros).cast(pa.timestamp("us", tz="UTC"))
+        else:
+            column = _array(values)
+        columns[name] = column.take(owner)
+        if name == "request_id" and "row" not in scalars[0]:  # a request's rows: 0, 1, ...
+            starts = np.repeat(np.cumsum(counts) - counts, counts)
+            columns["row"] = pa.array(np.arange(int(counts.sum())) - starts)
+    rows = [r.per_row() for r in records]
+    names = list(dict.fromkeys(name for r in rows for name in r))
+    for name in names:
+        values = list(itertools.chain.from_iterable(
+            r.get(name) or itertools.repeat(None, n) for r, n in zip(rows, counts, strict=True)))
+        columns[name] = _array(values)
+    return pa.table(columns)
 
 
 def _array(values: list[Any]) -> Any:
