@@ -28,12 +28,14 @@ from mlcycle.cli import (
     data,
     deploy,
     experiments,
+    lineage,
     models,
     monitor,
     pipelines,
     runs,
     serve,
     server,
+    trigger,
 )
 from mlcycle.cli.context import CliContext
 from mlcycle.cli.output import err_console, print_error, print_note
@@ -110,6 +112,8 @@ app.add_typer(pipelines.app)
 app.add_typer(pipelines.sweep_app)
 app.add_typer(deploy.app)
 app.add_typer(monitor.app)
+app.add_typer(trigger.app)
+app.command("lineage")(lineage.lineage)
 app.command("server")(server.serve)
 app.command("serve")(serve.serve)
 
