@@ -6,6 +6,7 @@ schedules on a fake clock, lineage and the CLI."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -252,6 +253,24 @@ def test_schedule_and_new_data_are_due_by_the_clock(loop: Loop) -> None:
     assert run.data["dataset"] == "cancer@v2"
     assert loop.triggers.get("nightly").seen_version == 2
     assert loop.triggers.due(at + timedelta(hours=2)) == []
+
+
+def test_the_monitor_scheduler_fires_triggers_after_an_alert_and_by_the_clock(
+        loop: Loop) -> None:
+    from mlcycle.monitoring.scheduler import MonitorScheduler
+
+    create(loop, kinds=["drift", "new_data"],
+           gates={"gates": [{"metric": "accuracy", "min": 0.999}]}, cooldown=0)
+    loop.client.monitors.create("drift-watch", "cancer", {"checks": ["drift"], "window": "7d"})
+    scheduler = MonitorScheduler(loop.client.monitors, reactions=loop.triggers)
+    [monitor_run] = asyncio.run(scheduler.tick())
+    assert monitor_run.alert is not None
+    [run] = loop.triggers.runs("retrain")
+    assert run.cause["alert_id"] == monitor_run.alert.alert_id and run.status == "rejected"
+    loop.client.data.ingest("cancer", cancer().iloc[:310])
+    assert asyncio.run(scheduler.tick()) == []  # the monitor is not due again yet
+    newest = loop.triggers.runs("retrain")[0]
+    assert newest.cause == {"kind": "new_data", "dataset": "cancer", "version": 2}
 
 
 def test_bad_specs_name_their_field(loop: Loop) -> None:

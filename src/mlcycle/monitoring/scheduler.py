@@ -5,6 +5,11 @@ a time, each in a worker thread (a run reads Parquet and talks to the database, 
 block the event loop). A failing run is logged and the loop goes on; cancelling the task stops
 it between two runs or while it waits.
 
+*reactions* is what else follows the beat: the server hands in the retraining triggers
+(``mlcycle.retrain.TriggerService``, a layer above this one), whose ``on_monitor_run`` fires
+the drift and quality triggers after each monitor run, and whose ``run_due`` fires the
+schedule and new-data triggers once per poll. Their failures are logged like a monitor's.
+
 >>> task = asyncio.create_task(MonitorScheduler(service).run_forever())  # doctest: +SKIP
 """
 
@@ -12,32 +17,56 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Protocol
 
 from mlcycle.monitoring.service import MonitorRun, MonitorService
 
-__all__ = ["MonitorScheduler"]
+__all__ = ["MonitorScheduler", "Reactions"]
 
 logger = logging.getLogger("mlcycle.monitoring")
 
 
+class Reactions(Protocol):
+    """What runs after each monitor run, and once per poll."""
+
+    def on_monitor_run(self, run: MonitorRun) -> object: ...
+
+    def run_due(self) -> object: ...
+
+
 class MonitorScheduler:
-    def __init__(self, service: MonitorService, *, poll_interval: float = 30.0) -> None:
+    def __init__(self, service: MonitorService, *, poll_interval: float = 30.0,
+                 reactions: Reactions | None = None) -> None:
         self.service = service
         self.poll_interval = poll_interval
+        self.reactions = reactions
 
     async def tick(self) -> list[MonitorRun]:
-        """Run the monitors due now, one after the other."""
+        """Run the monitors due now, one after the other, each followed by the reactions to
+        it; then the reactions due by the clock."""
         runs: list[MonitorRun] = []
         try:
             due = await asyncio.to_thread(self.service.due)
         except Exception:
             logger.exception("monitor scheduler: listing the due monitors failed")
-            return runs
+            due = []
         for monitor in due:
             try:
-                runs.append(await asyncio.to_thread(self.service.run, monitor))
+                run = await asyncio.to_thread(self.service.run, monitor)
             except Exception:
                 logger.exception("monitor %s: the scheduled run failed", monitor.name)
+                continue
+            runs.append(run)
+            if self.reactions is not None:
+                try:
+                    await asyncio.to_thread(self.reactions.on_monitor_run, run)
+                except Exception:
+                    logger.exception("monitor %s: reacting to its run failed", monitor.name)
+        if self.reactions is not None:
+            try:
+                await asyncio.to_thread(self.reactions.run_due)
+            except Exception:
+                logger.exception("monitor scheduler: the triggers due by the clock failed")
         return runs
 
     async def run_forever(self) -> None:

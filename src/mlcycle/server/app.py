@@ -15,9 +15,10 @@ from importlib import metadata
 
 from fastapi import FastAPI
 
-from mlcycle.client import open_stores
+from mlcycle.client import Client, open_stores
 from mlcycle.config import Settings, load_settings
 from mlcycle.errors import InvalidInputError
+from mlcycle.retrain import TriggerService
 from mlcycle.server.api import api_router, health
 from mlcycle.server.auth import TokenPolicy
 from mlcycle.server.errors import install_error_handlers
@@ -91,8 +92,14 @@ def create_app(
                 service = monitor_service(settings, tracking, artifacts, monitors=monitors,
                                           deployments=deployments, registry=registry,
                                           datasets=datasets)
-                await stack.enter_async_context(scheduled_monitors(service,
-                                                                   monitor_poll_interval))
+                reactions = None
+                if triggers is not None:
+                    # Retraining runs in this process: the triggers' pipelines must import here.
+                    reactions = TriggerService(Client(settings=settings,
+                                                      stores=(tracking, artifacts)),
+                                               store=triggers)
+                await stack.enter_async_context(scheduled_monitors(
+                    service, monitor_poll_interval, reactions))
             yield
         if owned:
             tracking.close()

@@ -19,7 +19,7 @@ from mlcycle.config import Settings
 from mlcycle.datasets.service import DataService
 from mlcycle.deploy.service import DeploymentService
 from mlcycle.monitoring.prometheus import monitor_registry
-from mlcycle.monitoring.scheduler import MonitorScheduler
+from mlcycle.monitoring.scheduler import MonitorScheduler, Reactions
 from mlcycle.monitoring.service import MonitorService
 from mlcycle.registry.service import RegistryService
 from mlcycle.store.base import (
@@ -61,10 +61,12 @@ def monitor_service(settings: Settings, tracking: TrackingStore, artifacts: Arti
 
 
 @contextlib.asynccontextmanager
-async def scheduled_monitors(service: MonitorService, poll_interval: float
+async def scheduled_monitors(service: MonitorService, poll_interval: float,
+                             reactions: Reactions | None = None
                              ) -> AsyncIterator[MonitorScheduler]:
-    """Run the scheduler in the background for the duration of the block."""
-    scheduler = MonitorScheduler(service, poll_interval=poll_interval)
+    """Run the scheduler in the background for the duration of the block; *reactions* (the
+    retraining triggers) follow each monitor run and each poll."""
+    scheduler = MonitorScheduler(service, poll_interval=poll_interval, reactions=reactions)
     task = asyncio.create_task(scheduler.run_forever(), name="mlcycle-monitor-scheduler")
     try:
         yield scheduler
