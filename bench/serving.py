@@ -8,6 +8,8 @@ dataset bundled with scikit-learn, 30 numeric features — in its own process (t
                   one worker, with its defaults (validation, metrics, prediction logging);
 - ``mlcycle-2w``  the same with ``--workers 2`` (shows whether multi-worker serving pays the
                   ~44 ms keep-alive penalty of uvicorn's shared socket without TCP_NODELAY);
+- ``mlcycle-nb``  one worker with micro-batching off (``--max-batch-size 1``: every request is
+                  its own model call), to show when batching helps;
 - ``mlflow``      ``mlflow models serve -m PATH --env-manager local`` (its default: 1 worker);
 - ``bentoml``     ``bentoml serve _bentoml_service:CancerClassifier`` (1 worker, a plain
                   synchronous API taking records);
@@ -85,9 +87,12 @@ from _common import (  # after the path tweak above, so the script runs from any
 MODEL_SCRIPT = BENCH_DIR / "_serving_model.py"
 LOAD_SCRIPT = BENCH_DIR / "_serving_load.py"
 MLCYCLE_CLI = MLCYCLE_PYTHON.parent / "mlcycle"
-SERVERS = ("mlcycle", "mlcycle-2w", "fastapi", "mlflow", "bentoml")
+SERVERS = ("mlcycle", "mlcycle-2w", "mlcycle-nb", "fastapi", "mlflow", "bentoml")
+#: mlcycle's variants: their values sit beside mlcycle's in each row, not among the peers.
+VARIANTS = {"mlcycle-2w": "mlcycle_2_workers", "mlcycle-nb": "mlcycle_no_batching"}
 PEERS = ("fastapi", "mlflow", "bentoml")
-LABELS = {"mlcycle": "mlcycle", "mlcycle-2w": "mlcycle 2w", "fastapi": "FastAPI",
+LABELS = {"mlcycle": "mlcycle", "mlcycle-2w": "mlcycle 2w", "mlcycle-nb": "no batching",
+          "fastapi": "FastAPI",
           "mlflow": "MLflow", "bentoml": "BentoML"}
 BIG_ROWS = 1000
 # Which versions each model-saving job reports (the venvs share some distributions).
@@ -173,6 +178,8 @@ def make_targets(models: dict[str, dict[str, Any]], port: int) -> dict[str, Targ
                           mlcycle_env),
         "mlcycle-2w": Target("mlcycle-2w", port, 2, [*serve, "--workers", "2"], "/predict",
                              records, predictions, mlcycle_env),
+        "mlcycle-nb": Target("mlcycle-nb", port, 1, [*serve, "--max-batch-size", "1"],
+                             "/predict", records, predictions, mlcycle_env),
         "fastapi": Target(
             "fastapi", port, 1,
             [str(MLCYCLE_PYTHON), "-m", "uvicorn", "_serving_fastapi:app", "--app-dir",
@@ -358,7 +365,7 @@ class Bench:
             rows.append({
                 "case": case, "unit": unit, "better": better, "mlcycle": mine,
                 "peers": {p: values[p] for p in PEERS if p in values},
-                "mlcycle_2_workers": values.get("mlcycle-2w"),
+                **{field: values.get(key) for key, field in VARIANTS.items()},
                 "ratios": {p: (None if total else ratio(mine, values[p], better))
                            for p in PEERS if p in values},
                 "samples": samples,
@@ -387,7 +394,8 @@ class Bench:
         for case, value in self.switches.get("rows", {}).items():
             kind = "blue-green switch" if "blue-green" in case else "canary rollback"
             rows.append({"case": case, "unit": "requests", "better": "lower", "mlcycle": value,
-                         "peers": {}, "mlcycle_2_workers": value, "ratios": {},
+                         "peers": {}, "mlcycle_2_workers": value, "mlcycle_no_batching": None,
+                         "ratios": {},
                          "detail": {**details.get(kind, {}),
                                     "probe_failures": details.get("probe_failures")}})
         return rows
@@ -565,8 +573,8 @@ def table_rows(rows: list[dict[str, Any]], servers: list[str]) -> list[list[str]
     for row in rows:
         cells = [row["case"], row["unit"]]
         for key in servers:
-            value = (row["mlcycle"] if key == "mlcycle" else row["mlcycle_2_workers"]
-                     if key == "mlcycle-2w" else row["peers"].get(key))
+            value = (row["mlcycle"] if key == "mlcycle" else row.get(VARIANTS[key])
+                     if key in VARIANTS else row["peers"].get(key))
             cells.append(fmt_value(value, row["unit"]))
         for peer in PEERS:
             if peer in servers:

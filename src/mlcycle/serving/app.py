@@ -365,7 +365,8 @@ def _create_app(runtime: Runtime, settings: ServingSettings, metrics: ServingMet
 
     @app.post("/predict")
     async def predict(request: Request) -> Response:
-        proba = request.query_params.get("proba", "").lower() in ("1", "true", "yes")
+        proba = bool(request.scope["query_string"]) and request.query_params.get(
+            "proba", "").lower() in ("1", "true", "yes")
         table = runtime.table
         if proba and table is not None and table.stable.proba is None:
             return _json(_error("invalid_input", "proba: this "

@@ -127,7 +127,9 @@ def _flat(data: list[Any]) -> list[Any]:
 
 
 def as_list(output: Any) -> list[Any]:
-    """A prediction (numpy, pandas, polars, a list) as JSON-ready rows."""
+    """A prediction (numpy, pandas, polars, a list) as JSON-ready rows (a list as it is)."""
+    if type(output) is list:
+        return output
     if isinstance(output, pd.DataFrame):
         return output.to_numpy().tolist()
     if isinstance(output, pd.Series):
