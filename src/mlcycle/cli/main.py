@@ -36,6 +36,7 @@ from mlcycle.cli import (
     serve,
     server,
     trigger,
+    ui,
 )
 from mlcycle.cli.context import CliContext
 from mlcycle.cli.output import err_console, print_error, print_note
@@ -116,6 +117,7 @@ app.add_typer(trigger.app)
 app.command("lineage")(lineage.lineage)
 app.command("server")(server.serve)
 app.command("serve")(serve.serve)
+app.command("ui")(ui.ui)
 
 
 def _installed_version() -> str:

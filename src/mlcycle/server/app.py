@@ -3,7 +3,8 @@
 >>> app = create_app(Settings(home=".mlcycle"))           # doctest: +SKIP
 >>> uvicorn.run(app, host="127.0.0.1", port=8080)         # doctest: +SKIP
 
-The REST API lives under ``/api/v1`` (OpenAPI at ``/docs``), ``/health`` answers without a token.
+The REST API lives under ``/api/v1`` (OpenAPI at ``/docs``), the web UI under ``/``; ``/health``
+answers without a token.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from mlcycle.server.api import api_router, health
 from mlcycle.server.auth import TokenPolicy
 from mlcycle.server.errors import install_error_handlers
 from mlcycle.server.monitoring import metrics_router, monitor_service, scheduled_monitors
+from mlcycle.server.ui import mount_ui
 from mlcycle.store.base import (
     ArtifactStore,
     DatasetStore,
@@ -124,6 +126,7 @@ def create_app(
     if monitors is not None:
         app.include_router(metrics_router(monitors))
     app.include_router(api_router)
+    mount_ui(app)
     return app
 
 
