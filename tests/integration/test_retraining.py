@@ -198,6 +198,47 @@ def test_drift_alert_retrains_on_feedback_and_starts_a_canary(loop: Loop) -> Non
     assert made.missing == []
 
 
+def test_the_retrained_model_is_promoted_by_the_canary_under_served_traffic(
+        loop: Loop, tmp_path: Path) -> None:
+    """The loop closed: drift alert → retraining → gates → a canary that the serving worker's
+    controller steps through and promotes while traffic flows."""
+    client = loop.client
+    create(loop, canary={"steps": [50, 100], "min_requests": 15})
+    [run] = loop.triggers.on_monitor_run(drift_alert(loop))
+    assert run.status == "succeeded", run.reason
+    assert client.deployments.get("cancer").phase == "canary"
+
+    def load(model: str, version: int):  # type: ignore[no-untyped-def]
+        return client.load_model(f"models:/{model}/{version}")
+
+    app = create_deployment_app(client.deployments, "cancer", load, settings=ServingSettings(
+        poll_interval=0.02, report_interval=0.05, log_uri=str(tmp_path / "logs")))
+    rows = loop.traffic[FEATURES].to_dict(orient="records")
+    answered: dict[str, int] = {}
+    with TestClient(app) as http:
+        for _ in range(400):
+            if http.get("/v2/health/ready").status_code == 200:
+                break
+            time.sleep(0.05)
+        for i in range(2000):  # bounded: the controller needs ~45 candidate requests
+            answer = http.post("/predict", json=[rows[i % len(rows)]])
+            assert answer.status_code == 200, answer.text
+            version = answer.headers["x-model-version"]
+            answered[version] = answered.get(version, 0) + 1
+            deployment = client.deployments.get("cancer")
+            if deployment.phase == "stable" and deployment.stable_version == 2:
+                break
+            time.sleep(0.002)
+    deployment = client.deployments.get("cancer")
+    assert (deployment.stable_version, deployment.previous_version, deployment.phase) == \
+        (2, 1, "stable")
+    assert answered.get("2", 0) >= 15 and answered.get("1", 0) > 0  # both served meanwhile
+    kinds = [(e.kind, e.actor) for e in client.deployments.history("cancer")]
+    assert kinds[0] == ("promoted", "controller")
+    assert ("step", "controller") in kinds
+    assert ("rollout_started", f"trigger-run:{run.run_id}") in kinds
+
+
 def test_failed_gates_reject_and_leave_production_alone(loop: Loop) -> None:
     create(loop, gates={"gates": [{"metric": "accuracy", "min": 0.999}]})
     [run] = loop.triggers.on_monitor_run(drift_alert(loop))
