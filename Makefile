@@ -26,6 +26,7 @@ demo: $(STAMP)
 # its own server); under `make test` that test fails rather than skip without it.
 test: $(STAMP)
 	@bash scripts/prometheus.sh
+	@bash scripts/chromium.sh
 	@eval "$$(bash scripts/postgres.sh)" && $(PY) -m pytest
 
 postgres:

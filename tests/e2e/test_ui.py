@@ -1,0 +1,306 @@
+"""The web UI in a real browser: Debian's ``chromium`` driven by Playwright against a real
+``mlcycle server`` app on 127.0.0.1, filled with runs logged through the SDK.
+
+Each test saves a screenshot of the page it checks under ``docs/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import mlcycle as mc
+from mlcycle.server.app import create_app
+
+pytestmark = pytest.mark.slow
+
+PG_ENV = "MLCYCLE_TEST_POSTGRES_URI"
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+TOKEN = "ui-test-token"
+#: How long the browser may take to show something (not a timing under test: a bound).
+WAIT_MS = 20_000
+
+
+def _required(message: str) -> None:
+    """Under `make test` (which installs chromium) a missing piece fails; elsewhere it skips."""
+    if os.environ.get(PG_ENV) or os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _required("playwright is not installed: pip install -e '.[dev]'")
+    if not os.path.exists(CHROMIUM):
+        _required(f"{CHROMIUM} is missing: `make test` installs Debian's chromium through "
+                  "scripts/chromium.sh")
+    with sync_playwright() as p:
+        # Never a downloaded browser: Debian's, headless. Running as root needs --no-sandbox.
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@contextmanager
+def _live(app: Any) -> Iterator[str]:
+    """*app* under uvicorn on a free loopback port, in a thread: its base URL."""
+    import uvicorn
+
+    from mlcycle.cli.serve import listening_socket
+
+    sock = listening_socket("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(300):
+            if server.started:
+                break
+            assert thread.is_alive(), "the server stopped while starting"
+            time.sleep(0.05)
+        assert server.started, "the server did not start within 15 s"
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        sock.close()
+
+
+def _fill(home: Path) -> None:
+    """Six runs of one experiment: two models, a learning rate each, a loss curve, and one run
+    with a text artifact and an input."""
+    client = mc.Client(settings=mc.Settings(home=home))
+    try:
+        for i, (model, lr) in enumerate([("rf", 0.1), ("rf", 0.2), ("rf", 0.3),
+                                         ("gbm", 0.1), ("gbm", 0.2), ("gbm", 0.3)]):
+            with client.start_run(experiment="churn", name=f"{model}-{lr}",
+                                  log_system=False) as run:
+                run.log_params({"model": model, "lr": lr, "depth": 3 + i % 2})
+                for step in range(10):
+                    run.log_metric("loss", (1 + i) / (step + 1), step=step)
+                run.log_metric("accuracy", 0.7 + i / 50)
+                if i == 0:
+                    run.log_text("trained on the churn table\n", "notes/readme.txt")
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    home = tmp_path_factory.mktemp("ui") / ".mlcycle"
+    _fill(home)
+    with _live(create_app(mc.Settings(home=home))) as base:
+        yield base, home
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    yield page
+    context.close()
+
+
+def _shot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def _open_experiment(page: Any, base: str) -> None:
+    page.goto(f"{base}/")
+    page.get_by_role("link", name="churn").click()
+    page.get_by_role("table", name="Runs").wait_for()
+
+
+def test_filter_runs(server: tuple[str, Path], page: Any) -> None:
+    from playwright.sync_api import expect
+
+    base, _ = server
+    _open_experiment(page, base)
+    rows = page.get_by_role("table", name="Runs").locator("tbody tr")
+    expect(rows).to_have_count(6)
+    _shot(page, "runs")
+
+    page.get_by_label("Filter", exact=True).fill("params.model = 'gbm' and metrics.accuracy > 0.77")
+    page.get_by_role("button", name="Apply").click()
+    expect(rows).to_have_count(2)
+    expect(page.get_by_role("link", name="gbm-0.2")).to_be_visible()
+    expect(page.get_by_role("link", name="rf-0.1")).to_have_count(0)
+
+    # A filter that does not parse: the page says where, and shows no runs.
+    page.get_by_label("Filter", exact=True).fill("metrics.loss <")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.get_by_role("alert")).to_contain_text("expected a value")
+    expect(page.get_by_role("table", name="Runs")).to_have_count(0)
+
+
+def test_sort_choose_columns_and_page(server: tuple[str, Path], page: Any) -> None:
+    from playwright.sync_api import expect
+
+    base, _ = server
+    _open_experiment(page, base)
+    page.get_by_text("Columns", exact=True).click()
+    page.get_by_role("checkbox", name="params.depth").uncheck()
+    page.get_by_role("button", name="Show columns").click()
+    table = page.get_by_role("table", name="Runs")
+    expect(table.get_by_role("columnheader", name=re.compile("params.depth"))).to_have_count(0)
+    expect(table.get_by_role("columnheader", name=re.compile("metrics.accuracy"))).to_be_visible()
+
+    page.get_by_role("link", name="Sort by metrics.accuracy descending").click()
+    first = table.locator("tbody tr").first
+    expect(first).to_contain_text("gbm-0.3")  # the highest accuracy
+    page.get_by_role("link", name="Sort by metrics.accuracy ascending").click()
+    expect(first).to_contain_text("rf-0.1")
+
+    # Two rows a page: three pages, walked with the server's page tokens.
+    page.goto(page.url.split("?")[0] + "?page_size=2")
+    rows = table.locator("tbody tr")
+    seen: list[str] = []
+    for _ in range(3):
+        expect(rows).to_have_count(2)
+        seen += rows.get_by_role("link").all_inner_texts()
+        if len(seen) < 6:
+            page.get_by_role("link", name="Next page").click()
+    expect(page.get_by_role("link", name="Next page")).to_have_count(0)
+    assert sorted(seen) == sorted(["rf-0.1", "rf-0.2", "rf-0.3", "gbm-0.1", "gbm-0.2", "gbm-0.3"])
+    page.get_by_role("link", name="First page").click()
+    expect(rows).to_have_count(2)
+
+
+def test_run_page_and_artifact(server: tuple[str, Path], page: Any) -> None:
+    from playwright.sync_api import expect
+
+    base, _ = server
+    _open_experiment(page, base)
+    page.get_by_role("link", name="rf-0.1").click()
+    expect(page.get_by_role("heading", name="rf-0.1")).to_be_visible()
+    params = page.get_by_role("table", name="Params")
+    expect(params.get_by_role("row", name="model rf")).to_be_visible()
+    chart = page.locator('figure[data-metric="loss"]')
+    expect(chart).to_have_attribute("data-points", "10")
+    expect(chart.locator(".main-svg").first).to_be_visible()
+    _shot(page, "run")
+
+    page.get_by_role("link", name="notes/").click()
+    page.get_by_role("link", name="readme.txt").click()
+    expect(page.get_by_label("Preview")).to_contain_text("trained on the churn table")
+
+
+def test_compare_two_runs(server: tuple[str, Path], page: Any) -> None:
+    from playwright.sync_api import expect
+
+    base, _ = server
+    _open_experiment(page, base)
+    page.get_by_role("checkbox", name="Select rf-0.1").check()
+    page.get_by_role("checkbox", name="Select gbm-0.2").check()
+    page.get_by_role("button", name="Compare selected").click()
+    expect(page.get_by_role("heading", name="Compare runs")).to_be_visible()
+    params = page.get_by_role("table", name="Params compared")
+    expect(params.get_by_role("row", name=re.compile("^model (rf gbm|gbm rf)$"))).to_be_visible()
+    expect(page.locator('figure[data-metric="loss"]')).to_have_attribute("data-points", "10")
+    expect(page.locator("#parallel")).to_have_attribute("data-lines", "2")
+    # Only the params that differ: depth is 3 for both, so it goes.
+    page.get_by_label("Only params that differ").check()
+    expect(params.get_by_role("row", name=re.compile("^depth"))).to_be_hidden()
+    expect(params.get_by_role("row", name=re.compile("^lr"))).to_be_visible()
+    _shot(page, "compare")
+
+
+def test_chart_follows_a_running_run(server: tuple[str, Path], page: Any) -> None:
+    """The run page polls while the run runs: points logged after it opened show up."""
+    from playwright.sync_api import expect
+
+    base, home = server
+    client = mc.Client(settings=mc.Settings(home=home))
+    try:
+        run = client.start_run(experiment="churn", name="live", log_system=False)
+        for step in range(3):
+            run.log_metric("val_loss", 1 / (step + 1), step=step)
+        run.flush()
+        page.goto(f"{base}/runs/{run.run_id}")
+        chart = page.locator('figure[data-metric="val_loss"]')
+        expect(chart).to_have_attribute("data-points", "3")
+        for step in range(3, 8):
+            run.log_metric("val_loss", 1 / (step + 1), step=step)
+        run.flush()
+        expect(chart).to_have_attribute("data-points", "8")
+        run.end()
+        expect(page.locator("#run-status")).to_have_text("finished")
+    finally:
+        client.close()
+
+
+def test_pages_fit_800_px(server: tuple[str, Path], browser: Any) -> None:
+    base, _ = server
+    context = browser.new_context(viewport={"width": 800, "height": 900})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        _open_experiment(page, base)
+        # Wide tables scroll in their own box; the page itself does not scroll sideways.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 800
+        _shot(page, "runs-800px")
+        page.get_by_role("link", name="rf-0.1").click()
+        page.locator('figure[data-metric="loss"][data-points="10"]').wait_for()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 800
+    finally:
+        context.close()
+
+
+def test_empty_and_missing_pages(tmp_path: Path, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    with _live(create_app(mc.Settings(home=tmp_path / ".mlcycle"))) as base:
+        context = browser.new_context(viewport={"width": 1280, "height": 700})
+        try:
+            page = context.new_page()
+            page.set_default_timeout(WAIT_MS)
+            page.goto(f"{base}/")
+            expect(page.get_by_text("No experiments yet")).to_be_visible()
+            response = page.goto(f"{base}/runs/no-such-run")
+            assert response is not None and response.status == 404
+            expect(page.get_by_role("alert")).to_contain_text("no-such-run")
+            page.goto(f"{base}/compare")
+            expect(page.get_by_role("alert")).to_contain_text("between 2 and 20 runs")
+        finally:
+            context.close()
+
+
+def test_token_login(tmp_path: Path, browser: Any) -> None:
+    """With a token set, pages need it, as the API does: a login form, then a cookie."""
+    from playwright.sync_api import expect
+
+    home = tmp_path / ".mlcycle"
+    _fill(home)
+    with _live(create_app(mc.Settings(home=home, token=TOKEN))) as base:
+        context = browser.new_context(viewport={"width": 1280, "height": 700})
+        try:
+            page = context.new_page()
+            page.set_default_timeout(WAIT_MS)
+            page.goto(f"{base}/experiments")
+            expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+            _shot(page, "login")
+            page.get_by_label("Token").fill("wrong")
+            page.get_by_role("button", name="Log in").click()
+            expect(page.get_by_role("alert")).to_contain_text("not valid")
+            page.get_by_label("Token").fill(TOKEN)
+            page.get_by_role("button", name="Log in").click()
+            expect(page.get_by_role("link", name="churn")).to_be_visible()
+            page.get_by_role("button", name="Log out").click()
+            expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+        finally:
+            context.close()
