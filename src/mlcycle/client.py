@@ -36,6 +36,7 @@ from mlcycle.store.base import (
     ArtifactStore,
     DatasetStore,
     DeploymentStore,
+    LockStore,
     ModelRegistryStore,
     MonitorStore,
     PipelineStore,
@@ -60,6 +61,7 @@ __all__ = [
     "active_run",
     "open_dataset_store",
     "open_deployment_store",
+    "open_lock_store",
     "open_monitor_store",
     "open_pipeline_store",
     "open_registry_store",
@@ -209,6 +211,21 @@ def open_trigger_store(tracking: TrackingStore) -> TriggerStore:
         return RestTriggerStore(tracking.http)
     raise InvalidStateError(f"no trigger store goes with {type(tracking).__name__}",
                             details={"store": type(tracking).__name__})
+
+
+def open_lock_store(tracking: TrackingStore) -> LockStore:
+    """Named locks in the database of a tracking store. A remote server has none to lend: a
+    lock must outlive the process that takes it only in the database both processes share."""
+    from mlcycle.store.sql import SqlTrackingStore
+
+    if isinstance(tracking, SqlTrackingStore):
+        from mlcycle.store.sql.locks import SqlLockStore
+
+        return SqlLockStore(tracking.engine)
+    raise InvalidStateError(
+        f"no lock store goes with {type(tracking).__name__}: point the tracking URI at the "
+        "database (sqlite:///… or postgresql+psycopg://…), not at a server",
+        details={"store": type(tracking).__name__})
 
 
 class Client:

@@ -30,7 +30,8 @@
     │   ├── SignatureMismatch       signature_mismatch   (model input unlike its signature)
     │   └── SourceError             source_error         (a data source unreadable or malformed)
     ├── InvalidStateError           invalid_state        409
-    │   └── RevisionConflict        revision_conflict    (changed by someone else first)
+    │   ├── RevisionConflict        revision_conflict    (changed by someone else first)
+    │   └── LockHeld                lock_held            (another process holds a named lock)
     ├── AuthError                   unauthorized         401
     │   └── PermissionDenied        forbidden            403
     ├── StoreError                  store_error          500
@@ -65,6 +66,7 @@ __all__ = [
     "InvalidFilter",
     "InvalidInputError",
     "InvalidStateError",
+    "LockHeld",
     "MlcycleError",
     "ModelAliasNotFound",
     "ModelAlreadyExists",
@@ -263,6 +265,14 @@ class RevisionConflict(InvalidStateError):
 
     code = "revision_conflict"
     headline = "Changed by someone else"
+
+
+class LockHeld(InvalidStateError):
+    """A named lock in the metadata store (``ci:<project>``) is held by another process;
+    ``details`` names its ``owner``, ``pid``, ``host`` and ``acquired_at``."""
+
+    code = "lock_held"
+    headline = "Locked"
 
 
 class AuthError(MlcycleError):

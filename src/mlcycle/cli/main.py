@@ -25,6 +25,7 @@ import typer
 from typer.core import TyperGroup
 
 from mlcycle.cli import (
+    ci,
     data,
     deploy,
     experiments,
@@ -114,6 +115,7 @@ app.add_typer(pipelines.sweep_app)
 app.add_typer(deploy.app)
 app.add_typer(monitor.app)
 app.add_typer(trigger.app)
+app.add_typer(ci.app)
 app.command("lineage")(lineage.lineage)
 app.command("server")(server.serve)
 app.command("serve")(serve.serve)

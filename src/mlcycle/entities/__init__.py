@@ -10,6 +10,7 @@ from mlcycle.entities._deploy import (
     WorkerReport,
     check_deployment_name,
 )
+from mlcycle.entities._lock import Lock
 from mlcycle.entities._monitor import (
     MONITOR_CHECKS,
     MONITOR_STATUSES,
@@ -88,6 +89,7 @@ __all__ = [
     "Deployment",
     "DeploymentEvent",
     "Experiment",
+    "Lock",
     "Metric",
     "MetricHistory",
     "ModelEvent",

@@ -23,6 +23,7 @@ from mlcycle.entities import (
     Deployment,
     DeploymentEvent,
     Experiment,
+    Lock,
     Metric,
     MetricHistory,
     ModelEvent,
@@ -47,6 +48,7 @@ __all__ = [
     "ArtifactStore",
     "DatasetStore",
     "DeploymentStore",
+    "LockStore",
     "ModelRegistryStore",
     "MonitorStore",
     "PipelineStore",
@@ -797,3 +799,27 @@ class TriggerStore(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+
+class LockStore(abc.ABC):
+    """Named locks, one holder each: :meth:`acquire_lock` is one conditional insert, so of two
+    processes asking at the same moment exactly one gets the lock. Deciding that a holder is
+    gone (and breaking its lock) is the caller's; :meth:`break_lock` removes only the holding
+    it was shown, so two breakers cannot both win."""
+
+    @abc.abstractmethod
+    def acquire_lock(self, lock: Lock) -> Lock:
+        """Take *lock* when nobody holds its name; returns the holder after the attempt:
+        *lock* itself on success, else whoever holds it."""
+
+    @abc.abstractmethod
+    def find_lock(self, name: str) -> Lock | None: ...
+
+    @abc.abstractmethod
+    def break_lock(self, held: Lock) -> bool:
+        """Remove *held* if it still holds its name (same owner, process and time);
+        False when it had changed hands or was released meanwhile."""
+
+    def release_lock(self, held: Lock) -> bool:
+        """Give back a lock this process holds (the same as breaking it)."""
+        return self.break_lock(held)

@@ -25,7 +25,7 @@ from mlcycle.errors import StoreError
 __all__ = ["SCHEMA_REVISION", "connect", "migrate", "write"]
 
 #: The newest Alembic revision; a test checks it matches the migrations folder.
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0008"
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_LOCK_ID = 7_260_114_020

@@ -501,3 +501,15 @@ trigger_runs = Table(
     Index("ux_trigger_runs_running_deployment", "deployment", unique=True,
           sqlite_where=text("status = 'running'"), postgresql_where=text("status = 'running'")),
 )
+
+# Named locks (``ci:<project>`` while ``mlcycle ci run`` runs): the primary key is the lock, so
+# of two processes inserting the same name at once the database lets exactly one succeed.
+locks = Table(
+    "locks",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("owner", String(256), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("host", String(256), nullable=False),
+    Column("acquired_at", BigInteger, nullable=False),
+)
