@@ -26,6 +26,7 @@ PG_ENV = "MLCYCLE_TEST_POSTGRES_URI"
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 TOKEN = "ui-test-token"
+READ_TOKEN = "ui-test-read-token"
 #: How long the browser may take to show something (not a timing under test: a bound).
 WAIT_MS = 20_000
 
@@ -40,9 +41,10 @@ def _required(message: str) -> None:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     try:
-        from playwright.sync_api import sync_playwright
+        from playwright.sync_api import expect, sync_playwright
     except ImportError:
         _required("playwright is not installed: pip install -e '.[dev]'")
+    expect.set_options(timeout=WAIT_MS)  # a bound on a loaded machine, not a timing
     if not os.path.exists(CHROMIUM):
         _required(f"{CHROMIUM} is missing: `make test` installs Debian's chromium through "
                   "scripts/chromium.sh")
@@ -244,6 +246,74 @@ def test_chart_follows_a_running_run(server: tuple[str, Path], page: Any) -> Non
         client.close()
 
 
+def _deploy_canary(home: Path) -> None:
+    """Model ``churn`` with versions 1 and 2 (registered from the first two runs) and the
+    deployment ``web``: version 1 stable, version 2 a canary, with traffic counted for both."""
+    from datetime import UTC, datetime
+
+    from mlcycle.deploy import DeploymentService
+    from mlcycle.deploy.stats import VersionStats
+    from mlcycle.entities import WorkerReport
+    from mlcycle.registry import RegistryService
+
+    client = mc.Client(settings=mc.Settings(home=home))
+    try:
+        runs = client.search_runs(experiments=["churn"], order_by=["attributes.name ASC"])
+        # The registry without the tracking store: these runs logged no model files.
+        registry = RegistryService(client.registry.store, actor="tester")
+        for run in runs.items[:2]:
+            registry.register_model("churn", f"runs:/{run.run_id}/model")
+        registry.set_alias("churn", "production", 1)
+        deploy = DeploymentService(client.deployments.store, registry)
+        deploy.deploy("web", "models:/churn/1", actor="tester")
+        d = deploy.deploy("web", "models:/churn/2", strategy="canary", actor="tester")
+        stats = {1: VersionStats(), 2: VersionStats()}
+        for i in range(200):
+            stats[1 if i % 10 else 2].observe(0.004, error=i == 50)
+        deploy.report(WorkerReport(
+            deployment="web", worker_id="w1", heartbeat_at=datetime.now(UTC),
+            revision=d.revision, rollout=d.rollout, ready_versions=(1, 2),
+            stats={str(v): s.to_json() for v, s in stats.items()}))
+    finally:
+        client.close()
+
+
+def test_models_and_deployment_promote_rollback(server: tuple[str, Path], page: Any) -> None:
+    from playwright.sync_api import expect
+
+    base, home = server
+    _deploy_canary(home)
+    page.goto(f"{base}/models")
+    page.get_by_role("link", name="churn").click()
+    versions = page.get_by_role("table", name="Versions")
+    expect(versions.locator("tbody tr")).to_have_count(2)
+    expect(versions.get_by_role("row", name=re.compile("^v1 @production"))).to_be_visible()
+
+    page.get_by_role("link", name="Deployments").click()
+    page.get_by_role("link", name="web").click()
+    expect(page.locator("#phase")).to_have_text("canary")
+    rows = page.get_by_role("table", name="Versions")
+    expect(rows.get_by_role("row", name=re.compile(r"^v2 candidate \d+% 20 "))).to_be_visible()
+    _shot(page, "deployment")
+
+    # Saying no to the confirmation changes nothing.
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.get_by_role("button", name="Promote v2").click()
+    expect(page.locator("#phase")).to_have_text("canary")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Promote v2").click()
+    expect(page.locator("#phase")).to_have_text("stable")
+    history = page.get_by_role("table", name="History")
+    expect(history.get_by_role("row", name=re.compile("promoted .* web-ui"))).to_be_visible()
+    expect(rows.get_by_role("row", name=re.compile("^v2 stable 100%"))).to_be_visible()
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Roll back to v1").click()
+    expect(rows.get_by_role("row", name=re.compile("^v1 stable 100%"))).to_be_visible()
+    expect(history.get_by_role("row", name=re.compile("rolled_back .* web-ui"))).to_be_visible()
+
+
 def test_pages_fit_800_px(server: tuple[str, Path], browser: Any) -> None:
     base, _ = server
     context = browser.new_context(viewport={"width": 800, "height": 900})
@@ -281,12 +351,15 @@ def test_empty_and_missing_pages(tmp_path: Path, browser: Any) -> None:
 
 
 def test_token_login(tmp_path: Path, browser: Any) -> None:
-    """With a token set, pages need it, as the API does: a login form, then a cookie."""
+    """With tokens set, pages need one, as the API does: a login form, then a cookie; a
+    read-only token may look but not promote."""
     from playwright.sync_api import expect
 
     home = tmp_path / ".mlcycle"
     _fill(home)
-    with _live(create_app(mc.Settings(home=home, token=TOKEN))) as base:
+    _deploy_canary(home)
+    settings = mc.Settings(home=home, token=TOKEN, read_tokens=[READ_TOKEN])
+    with _live(create_app(settings)) as base:
         context = browser.new_context(viewport={"width": 1280, "height": 700})
         try:
             page = context.new_page()
@@ -302,5 +375,15 @@ def test_token_login(tmp_path: Path, browser: Any) -> None:
             expect(page.get_by_role("link", name="churn")).to_be_visible()
             page.get_by_role("button", name="Log out").click()
             expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+
+            page.goto(f"{base}/deployments/web")
+            page.get_by_label("Token").fill(READ_TOKEN)
+            page.get_by_role("button", name="Log in").click()
+            expect(page.locator("#phase")).to_have_text("canary")
+            page.once("dialog", lambda dialog: dialog.accept())
+            page.get_by_role("button", name="Promote v2").click()
+            expect(page.get_by_role("alert")).to_contain_text("may only read")
+            page.goto(f"{base}/deployments/web")
+            expect(page.locator("#phase")).to_have_text("canary")
         finally:
             context.close()

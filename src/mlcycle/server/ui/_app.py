@@ -130,10 +130,11 @@ def logout() -> Response:
 
 def mount_ui(app: FastAPI) -> None:
     """Add the pages to *app* (after the API, whose routes they must not shadow)."""
-    from mlcycle.server.ui import _pages
+    from mlcycle.server.ui import _models, _pages
 
     app.include_router(router)
     app.include_router(_pages.router)
+    app.include_router(_models.router)
 
 
 def _plotly_js() -> Path:

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from fastapi import Request
 
-from mlcycle.errors import AuthError
+from mlcycle.errors import AuthError, PermissionDenied
 from mlcycle.server.auth import TokenPolicy
 
 __all__ = ["COOKIE", "LoginRequired", "check_access", "login_url", "safe_next"]
@@ -20,25 +20,29 @@ COOKIE = "mlcycle_token"
 
 
 class LoginRequired(Exception):  # a signal to redirect to the login form, not an error
-    """The page needs a token the request does not carry (or one that may only read)."""
+    """The page needs a token the request does not carry, or carries one the server does not
+    know."""
 
-    def __init__(self, next_url: str, message: str | None = None) -> None:
+    def __init__(self, next_url: str) -> None:
         super().__init__(next_url)
         self.next_url = next_url
-        self.message = message
 
 
 def check_access(request: Request, *, write: bool = False) -> None:
-    """Raise :class:`LoginRequired` unless the cookie's token allows the request."""
+    """Raise :class:`LoginRequired` without a valid token in the cookie, and
+    :class:`~mlcycle.errors.PermissionDenied` (shown as a page) for a read-only token asked
+    to write."""
     policy: TokenPolicy = request.app.state.tokens
     if not policy.enabled:
         return
     token = request.cookies.get(COOKIE)
     try:
         policy.authorize(f"Bearer {token}" if token else None, write=write)
-    except AuthError as exc:  # PermissionDenied (a read-only token writing) included
+    except PermissionDenied:
+        raise
+    except AuthError:
         here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        raise LoginRequired(here, exc.message if token else None) from None
+        raise LoginRequired(here) from None
 
 
 def safe_next(value: str | None) -> str:

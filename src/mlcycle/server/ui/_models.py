@@ -1,0 +1,117 @@
+"""The registry and deployment pages: models, a model's versions; deployments, one deployment's
+split, numbers and history, and its promote and rollback buttons.
+
+The buttons post forms; the token must be the read-write one (a read-only token gets a 403
+page), and the page asks for a confirmation first.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from mlcycle.deploy import DeploymentService, DeploymentStatus
+from mlcycle.registry import RegistryService
+from mlcycle.server.deps import Deployments, Registry, Service
+from mlcycle.server.ui._app import PageRoute, render
+from mlcycle.server.ui._session import check_access
+
+__all__ = ["router"]
+
+#: The actor recorded in a deployment's history for the buttons.
+ACTOR = "web-ui"
+HISTORY = 50
+
+
+async def _viewer(request: Request) -> None:
+    check_access(request)
+
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False,
+                   dependencies=[Depends(_viewer)])
+
+
+@router.get("/models")
+def models(request: Request, registry: Registry) -> HTMLResponse:
+    return render(request, "models.html", title="Models", models=registry.list_models())
+
+
+@router.get("/models/{name:path}")
+def model(request: Request, registry: Registry, name: str) -> HTMLResponse:
+    found = registry.get_model(name)
+    versions = registry.list_versions(name)
+    evaluations = {v.version: json.dumps(dict(v.evaluation), indent=2, default=str)
+                   for v in versions if v.evaluation}
+    return render(request, "model.html", title=name, model=found, versions=versions,
+                  evaluations=evaluations)
+
+
+@router.get("/deployments")
+def deployments(request: Request, store: Deployments) -> HTMLResponse:
+    return render(request, "deployments.html", title="Deployments",
+                  deployments=store.list_deployments())
+
+
+@router.get("/deployments/{name}")
+def deployment(request: Request, service: Service, store: Deployments, registry: Registry,
+               name: str) -> HTMLResponse:
+    deploy = _service(service, store, registry)
+    status = deploy.status(name)
+    return render(request, "deployment.html", title=name, status=status, d=status.deployment,
+                  versions=_version_rows(status), events=deploy.history(name, HISTORY))
+
+
+@router.post("/deployments/{name}/promote")
+def promote(request: Request, service: Service, store: Deployments, registry: Registry,
+            name: str) -> Response:
+    check_access(request, write=True)
+    _service(service, store, registry).promote(name, actor=ACTOR, reason="promoted in the web UI")
+    return RedirectResponse(f"/deployments/{name}", status_code=303)
+
+
+@router.post("/deployments/{name}/rollback")
+def rollback(request: Request, service: Service, store: Deployments, registry: Registry,
+             name: str) -> Response:
+    check_access(request, write=True)
+    _service(service, store, registry).rollback(name, actor=ACTOR,
+                                                reason="rolled back in the web UI")
+    return RedirectResponse(f"/deployments/{name}", status_code=303)
+
+
+def _service(service: Any, store: Any, registry: Any) -> DeploymentService:
+    return DeploymentService(store, RegistryService(registry, service.store))
+
+
+def _version_rows(st: DeploymentStatus) -> list[dict[str, Any]]:
+    """One row per version the deployment holds: its role, its share of the traffic, and what
+    the workers counted for it in the current rollout (as ``mlcycle deploy status`` shows)."""
+    d = st.deployment
+    roles: list[tuple[int, str, str]] = []
+    if d.candidate_version is not None:
+        stable_share = {"canary": f"{100 - d.weight:g}%"}.get(d.phase, "100%")
+        roles.append((d.stable_version, "stable", stable_share))
+        candidate_share = {"canary": f"{d.weight:g}%", "shadow": f"copy of {d.weight:g}%",
+                           "warming": "warming"}.get(d.phase, "–")
+        roles.append((d.candidate_version, "candidate", candidate_share))
+    else:
+        roles.append((d.stable_version, "stable", "100%"))
+    if d.previous_version is not None and d.previous_version not in (d.stable_version,
+                                                                    d.candidate_version):
+        roles.append((d.previous_version, "previous", "0%"))
+    rows = []
+    for version, role, traffic in roles:
+        s = st.stats.get(version)
+        p95 = s.latency_quantile(0.95) if s else None
+        rows.append({
+            "version": version, "role": role, "traffic": traffic,
+            "requests": s.requests if s else 0,
+            "error_rate": s.error_rate if s and s.requests else None,
+            "p95_ms": None if p95 is None or math.isinf(p95) else p95 * 1000,
+            "accuracy": s.accuracy if s else None,
+            "ready": sum(1 for w in st.live_workers if version in w.report.ready_versions),
+        })
+    return rows
