@@ -1,4 +1,5 @@
-"""The main job, for now: versioned data, a tracked sweep, a pipeline, a registered, served model.
+"""The main job, for now: versioned data, a tracked sweep, a pipeline, a registered model, served
+and retrained when its traffic drifts.
 
 ``make demo`` runs ``python -m mlcycle.demo`` on scikit-learn's breast-cancer data (569 tumours,
 30 features):
@@ -16,7 +17,12 @@
    moved to ``production`` only when the gates pass;
 5. the production version is deployed (``breast-cancer``), served by ``mlcycle serve`` on
    127.0.0.1, sent the test rows as traffic and their labels as feedback; the deployment's
-   counters and the Parquet prediction log show what it served.
+   counters and the Parquet prediction log show what it served;
+6. the loop: a drift monitor sees that normal traffic (ok), then drifted traffic (larger,
+   rougher tumours) with its labels (alert); the drift trigger retrains (``retrain``: the
+   training split plus the labelled production rows), the gates compare the new version with
+   production, and a canary under more drifted traffic (rows the retraining never saw) is
+   promoted or rolled back by the serving worker's controller.
 
 The store is the embedded default (``./.mlcycle``) unless ``MLCYCLE_TRACKING_URI`` says
 otherwise. A second run finds the data unchanged and the pipeline's steps cached.
@@ -29,11 +35,13 @@ import time
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 import mlcycle as mc
-from mlcycle.demo_serving import serve_and_send_traffic
+from mlcycle.demo_serving import LoopSummary, close_the_loop, model_server, serve_production
+from mlcycle.monitoring import LogWindow
 
 EXPERIMENT = "breast-cancer"
 DATASET = "breast-cancer"
@@ -130,6 +138,38 @@ def train_final(kind: str, strength: float, X_tr, y_tr, X_va, y_va, X_te, y_te):
     return model, test_metrics(model, X_te, y_te)
 
 
+@mc.step
+def fit_on_newest(data_ref: str, feedback_ref: str | None):
+    """A scaled logistic regression on the newest training rows and the labelled production
+    rows, raw columns in (the model carries its scaler)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    frames = [mc.data.load(data_ref, format="pandas")]
+    if feedback_ref is not None:
+        frames.append(mc.data.load(feedback_ref, format="pandas"))
+    frame = pd.concat(frames, ignore_index=True)
+    X, y = frame.drop(columns="target"), frame["target"].astype(int)
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)).fit(X, y)
+
+
+@mc.pipeline
+def retrain(data_ref: str, feedback_ref: str | None = None):
+    """The pipeline the retraining trigger runs (``mlcycle.demo:retrain``)."""
+    return fit_on_newest(data_ref, feedback_ref)
+
+
+def drifted(frame: Any) -> Any:
+    """Production drifts: larger, rougher tumours than the training data had."""
+    out = frame.copy()
+    for column in ("mean radius", "mean perimeter", "worst radius", "worst perimeter"):
+        out[column] = out[column] * 1.25
+    out["mean area"] = out["mean area"] * 1.5
+    out["mean texture"] = out["mean texture"] + 4.0
+    return out
+
+
 #: What a model must show before it becomes `production` (see mlcycle.evaluation.gates).
 GATES = """
 gates:
@@ -190,11 +230,23 @@ def main(argv: list[str] | None = None) -> None:
             client.registry.set_alias(MODEL, "production", version.version)
         demo.set_tags({"best_run": sweep.best_run_id or "", "model_version": version.uri})
 
-    traffic = None
-    if gates.passed:
-        with console.status("serving: deploying, sending the test rows as traffic"):
-            traffic = serve_and_send_traffic(client, DEPLOYMENT, f"models:/{MODEL}@production",
-                                             raw_test, y_te)
+    traffic = loop = None
+    production = client.registry.resolve(f"models:/{MODEL}@production").version
+    # Blue-green: the first deploy goes live at once; a later one warms beside the old one.
+    client.deployments.deploy(DEPLOYMENT, f"models:/{MODEL}@production",
+                              strategy="blue-green", actor="demo")
+    with model_server(client, DEPLOYMENT) as server:
+        with console.status("serving: the production model, the test rows as traffic"):
+            traffic = serve_production(client, server, DEPLOYMENT, production, raw_test, y_te)
+        with console.status("the loop: drifted traffic, monitor, retraining, canary"):
+            shifted = pd.concat([prepared.X("validation"), prepared.X("train")]).head(200)
+            labels = pd.concat([prepared.y("validation"), prepared.y("train")]).head(200)
+            loop = close_the_loop(
+                client, server, deployment=DEPLOYMENT, dataset=f"{DATASET}.train",
+                evaluation=f"{DATASET}.test", pipeline="mlcycle.demo:retrain", gates=GATES,
+                drifted=drifted(shifted), labels=labels,
+                normal=LogWindow(last=traffic.requests), unseen=drifted(raw_test),
+                unseen_labels=pd.Series(y_te))
 
     table = Table(title=f"{EXPERIMENT}: {len(sweep.trials)} trials of the sweep "
                         f"({time.perf_counter() - started:.1f} s in all)")
@@ -219,6 +271,8 @@ def main(argv: list[str] | None = None) -> None:
             f"{traffic.url}: {traffic.requests} requests, {traffic.errors} errors, p95 {p95}; "
             f"{traffic.feedback} labels sent back, live accuracy {accuracy}; the prediction "
             f"log holds {traffic.logged_rows} rows ({traffic.log_uri}/predictions)")
+    if loop is not None:
+        _print_loop(console, loop)
     console.print(
         "\nLook closer:\n"
         f"  .venv/bin/mlcycle runs list --experiment {EXPERIMENT}\n"
@@ -233,6 +287,22 @@ def main(argv: list[str] | None = None) -> None:
         "  .venv/bin/mlcycle server   # REST API and OpenAPI docs on http://127.0.0.1:8080/docs",
         soft_wrap=True,
     )
+
+
+def _print_loop(console: Console, loop: LoopSummary) -> None:
+    table = Table(title="the closed loop", show_header=False)
+    table.add_column("stage", style="bold")
+    table.add_column("what happened")
+    drift = ", ".join(f"{c} ({score:g})" for c, score in loop.drifted.items()) or "none"
+    table.add_row("drift found", f"{drift}; monitor status {loop.monitor_status}")
+    before = "-" if loop.accuracy_before is None else f"{loop.accuracy_before:.1%}"
+    table.add_row("accuracy on drifted traffic", f"{before} (production version)")
+    table.add_row("retraining", f"{loop.trigger_status}: {loop.trigger_reason}")
+    if loop.new_version is not None:
+        table.add_row("new version", f"v{loop.new_version}; {loop.gates}")
+    after = "" if loop.accuracy_after is None else f" (accuracy {loop.accuracy_after:.1%})"
+    table.add_row("canary", f"{loop.outcome}{after}: {loop.outcome_reason}")
+    console.print(table)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
-"""The demo's serving stage: the production model behind a deployment, served by a real
-``mlcycle serve`` process on 127.0.0.1, with the test rows sent as traffic and their labels as
-feedback, then read back from the deployment's counters and the Parquet prediction log."""
+"""The demo's serving stages: the production model behind a deployment, served by a real
+``mlcycle serve`` process on 127.0.0.1, sent the test rows as traffic and their labels as
+feedback; then the closed loop: drifted traffic, a monitor that sees it, a trigger that retrains
+on the newest data plus the labelled production rows, gates against production, and a canary
+that the serving worker's controller promotes (or rolls back) while traffic flows."""
 
 from __future__ import annotations
 
@@ -10,7 +12,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 import fsspec
 import httpx
@@ -19,9 +25,11 @@ import pyarrow.dataset as ds
 
 import mlcycle as mc
 from mlcycle.deploy import VersionStats
-from mlcycle.errors import ServingError
+from mlcycle.errors import NotFoundError, ServingError
+from mlcycle.monitoring import LogWindow
 
-__all__ = ["TrafficSummary", "serve_and_send_traffic"]
+__all__ = ["LoopSummary", "ModelServer", "TrafficSummary", "close_the_loop", "model_server",
+           "send_traffic"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,49 +46,172 @@ class TrafficSummary:
     log_uri: str
 
 
-def serve_and_send_traffic(client: mc.Client, name: str, model_uri: str, frame: pd.DataFrame,
-                           labels: pd.Series, *, timeout: float = 60.0) -> TrafficSummary:
-    """Deploy *model_uri* as *name* (blue-green: the first version goes live at once), serve it,
-    send every row of *frame* as its own ``/predict`` request and every label as feedback, and
-    sum up what the deployment counted and logged."""
-    client.deployments.deploy(name, model_uri, strategy="blue-green", actor="demo")
-    version = client.registry.resolve(model_uri).version
+@dataclass(frozen=True, slots=True)
+class LoopSummary:
+    """What the closed loop did: the drift the monitor found, the trigger run, and the canary."""
+
+    drifted: dict[str, float]  # column -> drift score (W/std or JS), drifted columns only
+    monitor_status: str
+    trigger_status: str
+    trigger_reason: str
+    new_version: int | None
+    gates: str
+    outcome: str  # "promoted", "rolled back", "not deployed", or "still in canary"
+    outcome_reason: str
+    accuracy_before: float | None
+    accuracy_after: float | None
+
+
+@dataclass
+class ModelServer:
+    url: str
+    http: httpx.Client
+    process: subprocess.Popen[bytes]
+
+
+@contextmanager
+def model_server(client: mc.Client, deployment: str, *, timeout: float = 60.0
+                 ) -> Iterator[ModelServer]:
+    """``mlcycle serve --deployment`` on a free loopback port, until ready; stopped cleanly
+    (SIGTERM: the prediction log is flushed, the worker says goodbye) on exit."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    settings = client.settings
     env = {**os.environ, "MLCYCLE_TRACKING_URI": client.tracking_uri,
-           "MLCYCLE_ARTIFACT_URI": settings.resolved_artifact_uri}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlcycle", "serve", "--deployment", name, "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+           "MLCYCLE_ARTIFACT_URI": client.settings.resolved_artifact_uri}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlcycle", "serve", "--deployment", deployment, "--port",
+         str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         with httpx.Client(base_url=url, timeout=10.0) as http:
-            _wait_ready(http, server, timeout)
-            _wait_switched(client, name, version, timeout)
-            # Earlier servers of this deployment counted too: this run's share is the rest.
-            before = client.deployments.status(name).stats.get(version, VersionStats())
-            request_ids = []
-            for record in frame.to_dict(orient="records"):
-                answer = http.post("/predict", json=[record])
-                answer.raise_for_status()
-                request_ids.append(answer.headers["x-request-id"])
-            feedback = [{"request_id": rid, "label": int(label)}
-                        for rid, label in zip(request_ids, labels, strict=True)]
-            http.post("/feedback", json=feedback).raise_for_status()
-            stats = _counted(client, name, version, before, len(request_ids), timeout)
+            _wait_ready(http, process, timeout)
+            yield ModelServer(url, http, process)
     finally:
-        server.send_signal(signal.SIGTERM)  # a clean stop flushes the prediction log
+        process.send_signal(signal.SIGTERM)
         try:
-            server.wait(timeout=30)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            server.kill()
-    log_uri = settings.resolved_prediction_log_uri
+            process.kill()
+
+
+def send_traffic(server: ModelServer, frame: pd.DataFrame, labels: Any) -> list[str]:
+    """Each row of *frame* as its own ``/predict`` request, then every label as feedback;
+    the request ids."""
+    ids = []
+    for record in frame.to_dict(orient="records"):
+        answer = server.http.post("/predict", json=[record])
+        answer.raise_for_status()
+        ids.append(answer.headers["x-request-id"])
+    feedback = [{"request_id": rid, "label": int(label)}
+                for rid, label in zip(ids, labels, strict=True)]
+    server.http.post("/feedback", json=feedback).raise_for_status()
+    return ids
+
+
+def serve_production(client: mc.Client, server: ModelServer, name: str, version: int,
+                     frame: pd.DataFrame, labels: Any, *, timeout: float = 60.0
+                     ) -> TrafficSummary:
+    """Wait for *version* to be live, send *frame* and *labels*, and sum up what the
+    deployment counted and logged."""
+    wait_switched(client, name, version, timeout)
+    # Earlier servers of this deployment counted too: this run's share is the rest.
+    before = client.deployments.status(name).stats.get(version, VersionStats())
+    sent = send_traffic(server, frame, labels)
+    stats = _counted(client, name, version, before, len(sent), timeout)
+    log_uri = client.settings.resolved_prediction_log_uri
+    p95 = stats.latency_quantile(0.95)
     return TrafficSummary(
-        deployment=name, version=version, url=url, requests=stats.requests,
-        errors=stats.errors,
-        p95_ms=None if (p95 := stats.latency_quantile(0.95)) is None else p95 * 1000,
+        deployment=name, version=version, url=server.url, requests=stats.requests,
+        errors=stats.errors, p95_ms=None if p95 is None else p95 * 1000,
         accuracy=stats.accuracy, feedback=stats.feedback,
         logged_rows=_logged_rows(f"{log_uri}/predictions", name), log_uri=log_uri)
+
+
+def close_the_loop(client: mc.Client, server: ModelServer, *, deployment: str, dataset: str,
+                   evaluation: str, pipeline: str, gates: str, drifted: pd.DataFrame,
+                   labels: pd.Series, normal: LogWindow, unseen: pd.DataFrame,
+                   unseen_labels: pd.Series, timeout: float = 120.0) -> LoopSummary:
+    """The monitor looks at the *normal* traffic (ok), then drifted traffic with its labels →
+    its drift alert → the retraining trigger → gates against production → a canary under more
+    drifted traffic (*unseen* rows: not in the retraining data), until the controller promotes
+    or rolls back."""
+    from mlcycle.retrain import TriggerService
+
+    monitors, triggers = client.monitors, TriggerService(client)
+    monitor, trigger = f"{deployment}-drift", f"{deployment}-retrain"
+    _ensure(lambda: monitors.get(monitor), lambda: monitors.create(
+        monitor, deployment, {"checks": ["drift", "performance"], "window": "1d"}))
+    _ensure(lambda: triggers.get(trigger), lambda: triggers.create(
+        trigger, deployment, kinds=["drift"], pipeline=pipeline, dataset=dataset,
+        target="target", evaluation_data=evaluation, gates=gates, cooldown=0,
+        canary={"steps": [50, 100], "min_requests": 25}))
+    def logged(window: LogWindow, rows: int) -> bool:
+        frame = monitors.read_window(monitors.get(monitor), window)
+        return frame.height >= rows and frame["label"].is_not_null().sum() >= rows
+
+    # Alerts fire on a change of status: first the monitor sees normal traffic.
+    _until(lambda: logged(normal, normal.last or 1), timeout,
+           "the normal traffic and its labels to reach the logs")
+    monitors.run(monitor, window=normal)
+
+    since = datetime.now(UTC)
+    ids = send_traffic(server, drifted, labels)
+    window = LogWindow(since=since)
+    _until(lambda: logged(window, len(ids)), timeout,
+           "the drifted traffic and its labels to reach the logs")
+    run = monitors.run(monitor, window=window)
+    drift = run.drift
+    found = {c.name: round(float(c.score or 0.0), 3) for c in drift.columns.values()
+             if c.drifted} if drift is not None else {}
+    accuracy_before = run.performance.overall.values().get("accuracy")
+
+    fired_runs = triggers.on_monitor_run(run)
+    if not fired_runs:
+        return LoopSummary(found, run.result.status, "not fired", "no alert of its kind", None,
+                           "-", "not deployed", "the monitor raised no drift alert",
+                           accuracy_before, None)
+    fired = fired_runs[0]
+    gates_summary = str(fired.gates.get("summary", "-")) if fired.gates else "-"
+    if fired.status != "succeeded":
+        return LoopSummary(found, run.result.status, fired.status, fired.reason,
+                           fired.model_version, gates_summary, "not deployed", fired.reason,
+                           accuracy_before, None)
+
+    # The canary: more drifted traffic (with labels) until the controller decides.
+    outcome, reason, after = _run_canary(client, server, deployment, fired.model_version,
+                                         unseen, unseen_labels, timeout)
+    return LoopSummary(found, run.result.status, fired.status, fired.reason,
+                       fired.model_version, gates_summary, outcome, reason, accuracy_before,
+                       after)
+
+
+def _run_canary(client: mc.Client, server: ModelServer, deployment: str,
+                candidate: int | None, frame: pd.DataFrame, labels: pd.Series,
+                timeout: float) -> tuple[str, str, float | None]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        d = client.deployments.get(deployment)
+        if d.candidate_version is None:
+            event = client.deployments.history(deployment, max_results=1)[0]
+            outcome = ("promoted" if d.stable_version == candidate else "rolled back")
+            stats = client.deployments.status(deployment).stats.get(d.stable_version)
+            return outcome, event.reason, None if stats is None else stats.accuracy
+        send_traffic(server, frame, labels)
+    return "still in canary", f"no decision within {timeout:.0f} s", None
+
+
+def _ensure(get: Any, create: Any) -> None:
+    try:
+        get()
+    except NotFoundError:
+        create()
+
+
+def _until(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise ServingError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.2)
 
 
 def _free_port() -> int:
@@ -104,7 +235,7 @@ def _wait_ready(http: httpx.Client, server: subprocess.Popen[bytes], timeout: fl
     raise ServingError(f"mlcycle serve was not ready after {timeout:.0f} s")
 
 
-def _wait_switched(client: mc.Client, name: str, version: int, timeout: float) -> None:
+def wait_switched(client: mc.Client, name: str, version: int, timeout: float) -> None:
     """Until the worker has warmed *version*, the controller has switched traffic to it, and
     the worker has applied the switch."""
     deadline = time.monotonic() + timeout

@@ -18,7 +18,7 @@ def _demo(cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_demo_fast_runs_the_lifecycle_so_far(tmp_path: Path) -> None:
+def test_demo_fast_runs_the_lifecycle_and_closes_the_loop(tmp_path: Path) -> None:
     out = _demo(tmp_path)
     assert out.returncode == 0, out.stderr
     assert "sweep: 4 trials" in out.stdout and "gates" in out.stdout
@@ -55,29 +55,50 @@ def test_demo_fast_runs_the_lifecycle_so_far(tmp_path: Path) -> None:
 
     # The production version was deployed, served on loopback, sent the test rows as traffic
     # and their labels as feedback; the worker counted them and the prediction log holds them.
-    assert "served: deployment breast-cancer (v1)" in out.stdout
-    status = client.deployments.status("breast-cancer")
-    assert status.deployment.stable_version == 1 and status.deployment.phase == "stable"
-    assert status.stats[1].requests == len(test) and status.stats[1].errors == 0
-    assert status.stats[1].feedback == len(test) and status.stats[1].accuracy > 0.9
-    assert not status.live_workers  # the server said goodbye when the demo stopped it
+    said = " ".join(out.stdout.split())  # rich wraps lines at the terminal's width
+    assert "served: deployment breast-cancer (v1)" in said
+    assert "142 requests, 0 errors" in said and "142 labels sent back" in said
     logs = tmp_path / ".mlcycle" / "artifacts" / "logs"
     logged = pd.read_parquet(logs / "predictions" / "deployment=breast-cancer")
-    assert len(logged) == len(test) and set(logged["version"]) == {"1"}
     assert "input_mean radius" in logged.columns
+    assert (logged["version"] == "1").sum() >= len(test)
+
+    # The closed loop: the monitor saw normal traffic (ok), then drifted traffic (alert); the
+    # trigger retrained on the training split plus the labelled production rows, the gates
+    # passed against v1, and the serving worker's controller promoted v2 through a canary.
+    monitors = client.monitors
+    statuses = [r.status for r in monitors.results("breast-cancer-drift")]
+    assert sorted(statuses) == ["alert", "ok"], statuses
+    drift = next(r for r in monitors.results("breast-cancer-drift") if r.status == "alert")
+    drifted = {k for k, v in drift.metrics.items() if k.startswith("drift.score.")}
+    assert "drift.score.mean radius" in drifted
+    from mlcycle.retrain import TriggerService
+
+    [retrained] = TriggerService(client).runs("breast-cancer-retrain")
+    assert retrained.status == "succeeded" and retrained.model_version == 2, retrained.reason
+    assert retrained.data["feedback"] == "breast-cancer.train.feedback@v1"
+    assert client.registry.get_version("breast-cancer-clf", 2).evaluation["passed"] is True
+    deployment = client.deployments.get("breast-cancer")
+    assert (deployment.stable_version, deployment.previous_version, deployment.phase) == \
+        (2, 1, "stable")
+    events = [(e.kind, e.actor) for e in client.deployments.history("breast-cancer")]
+    assert events[0] == ("promoted", "controller")
+    assert ("rollout_started", f"trigger-run:{retrained.run_id}") in events
+    assert "canary │ promoted" in said.replace("  ", " ") or "promoted (accuracy" in said
+    assert not client.deployments.status("breast-cancer").live_workers  # it said goodbye
 
     # A second run: the data is unchanged and the pipeline's steps come from the cache.
     again = _demo(tmp_path)
     assert again.returncode == 0, again.stderr
     assert data.get_version("breast-cancer").version == 1
     store = open_pipeline_store(client.service.store)
-    runs_ = store.list_pipeline_runs()
+    runs_ = store.list_pipeline_runs(pipeline="train_final")
     assert len(runs_) == 2
     second = max(runs_, key=lambda r: r.created_at)
     assert all(s.cache_hit for s in store.list_step_runs(second.pipeline_run_id))
-    assert client.registry.get_version("breast-cancer-clf", 2).evaluation["passed"] is True
-    # ... and the new production version replaced the first blue-green, under the controller.
-    assert client.deployments.get("breast-cancer").stable_version == 2
+    # v3 (the re-registered sweep winner) went live blue-green, and the loop ran again: v4.
+    assert client.registry.get_version("breast-cancer-clf", 3).evaluation["passed"] is True
+    assert client.deployments.get("breast-cancer").stable_version == 4
     kinds = [e.kind for e in client.deployments.history("breast-cancer")]
-    assert kinds[:2] == ["switched", "rollout_started"]
+    assert kinds[0] == "promoted" and "switched" in kinds[:6]
     client.close()
