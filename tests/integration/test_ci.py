@@ -226,6 +226,34 @@ def test_the_chain_releases_skips_and_stops(project: Path, tmp_path: Path) -> No
     assert code == 0 and "nothing changed" in out, out
 
 
+def test_data_that_breaks_its_contract_stops_before_training(project: Path) -> None:
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame.iloc[:300].drop(columns=["mean radius"])
+    with Client() as client:
+        client.data.ingest("bc", frame)
+    code, out = ci(project, "run", "--json")
+    assert code == 10, out
+    assert '"outcome": "data_failed"' in out and "mean radius" in out
+    with Client() as client:
+        assert client.registry.list_models() == []  # nothing trained, nothing registered
+
+
+def test_a_pipeline_that_fails_stops_the_chain(project: Path) -> None:
+    edit(project, "pipeline: train:train", "pipeline: train:trian")
+    code, out = ci(project, "run", "--json")
+    assert code == 11, out
+    assert "cannot import 'train:trian'" in out
+    (project / "train.py").write_text(TRAIN.replace("frame = client", "raise RuntimeError("
+                                                    "'no GPU here')\n    frame = client"))
+    edit(project, "pipeline: train:trian", "pipeline: train:train")
+    code, out = ci(project, "run", "--json")
+    assert code == 11, out
+    assert "RuntimeError: no GPU here" in out
+    with Client() as client:
+        assert client.registry.list_models() == []
+
+
 def test_a_second_run_refuses_while_the_lock_is_held(project: Path) -> None:
     with Client() as client:
         store = open_lock_store(client.service.store)

@@ -441,11 +441,16 @@ def _import_target(target: str, root: Path) -> Callable[..., Any]:
     module of the project imported by an earlier run in this process is re-read)."""
     module_name, _, qualname = target.partition(":")
     folder = str(root)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    for name in [m for m in sys.modules if m == module_name or m.startswith(module_name + ".")]:
-        path = getattr(sys.modules[name], "__file__", None) or ""
-        if Path(path).resolve().is_relative_to(root):
+    if folder in sys.path:
+        sys.path.remove(folder)
+    sys.path.insert(0, folder)  # the project's module wins over one of the same name
+    top = module_name.split(".")[0]
+    in_project = (root / f"{top}.py").is_file() or (root / top / "__init__.py").is_file()
+    for name in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
+        path = getattr(sys.modules[name], "__file__", None)
+        # Re-read the project's code (it may have changed since an earlier run in this
+        # process), and drop a module of that name imported from elsewhere.
+        if in_project or (path and Path(path).resolve().is_relative_to(root)):
             del sys.modules[name]
     importlib.invalidate_caches()
     try:
