@@ -224,6 +224,28 @@ def test_the_chain_releases_skips_and_stops(project: Path, tmp_path: Path) -> No
         assert production(client) == (2, 2)
     code, out = ci(project, "run")  # the rollout under way is the production candidate
     assert code == 0 and "nothing changed" in out, out
+    with Client() as client:  # the controller promotes it later, after the ci run ended
+        client.deployments.promote("bc-prod", reason="the canary held")
+    code, out = ci(project, "run")  # the next run moves the alias after it
+    assert code == 0 and "nothing changed" in out, out
+    with Client() as client:
+        assert production(client) == (4, 4)
+
+
+def test_blue_green_waits_for_the_production_servers_to_switch(project: Path) -> None:
+    from mlcycle.ci.endpoint import served
+
+    code, out = ci(project, "run")
+    assert code == 0, out
+    edit(project, "params: {C: 1.0}", "params: {C: 0.3}")
+    edit(project, "strategy: direct}", "strategy: blue-green, wait_s: 60}")
+    with Client() as client, served(client, "bc-prod", 1, cwd=project):
+        # a production server follows the deployment: it warms v2, then the switch comes
+        code, out = ci(project, "run")
+    assert code == 0, out
+    with Client() as client:
+        assert production(client) == (2, 2)
+        assert client.deployments.get("bc-prod").candidate_version is None
 
 
 def test_data_that_breaks_its_contract_stops_before_training(project: Path) -> None:

@@ -36,7 +36,12 @@ from mlcycle.ci.results import STEPS, CiResult, Outcome
 from mlcycle.ci.summary import to_markdown
 from mlcycle.client import Client, open_lock_store
 from mlcycle.entities import RunInput
-from mlcycle.errors import ContractNotFound, InvalidInputError, MlcycleError
+from mlcycle.errors import (
+    ContractNotFound,
+    DeploymentNotFound,
+    InvalidInputError,
+    MlcycleError,
+)
 from mlcycle.registry.service import default_actor
 from mlcycle.types import RunStatus
 
@@ -117,6 +122,9 @@ class CiRunner:
         p = self.project
         result = CiResult(p.name)
         started = self.clock()
+        followed = self._follow_production()
+        if followed:
+            result.add("changes", "production alias follows the deployment", True, followed)
         changes = detect(self.client, p)
         result.changes = list(changes.reasons)
         result.production_before = _uri(changes.production) if changes.production else None
@@ -147,6 +155,24 @@ class CiRunner:
             ci_run.log_text(to_markdown(result), "ci/summary.md")
             ci_run.end(RunStatus.FINISHED if result.passed else RunStatus.FAILED)
         return result
+
+    def _follow_production(self) -> str | None:
+        """Move the ``production`` alias to the version the production deployment serves as
+        stable, when a rollout an earlier run started has since been promoted by the
+        controller (a canary outlives the ``ci run`` that started it)."""
+        p, client = self.project, self.client
+        try:
+            d = client.deployments.get(p.production.deployment)
+        except DeploymentNotFound:
+            return None
+        if d.candidate_version is not None or d.model != p.model:
+            return None
+        stable = client.registry.get_version(p.model, d.stable_version)
+        if "production" in stable.aliases or Fingerprint.from_tags(stable.tags) is None:
+            return None
+        client.registry.set_alias(p.model, "production", stable.version)
+        return (f"{p.production.deployment} serves {stable.uri} as stable: alias production → "
+                f"v{stable.version}")
 
     def _chain(self, result: CiResult, changes: Changes) -> None:
         current = changes.current
