@@ -83,9 +83,15 @@ def _live(app: Any) -> Iterator[str]:
 
 def _fill(home: Path) -> None:
     """Six runs of one experiment: two models, a learning rate each, a loss curve, and one run
-    with a text artifact and an input."""
+    with a text artifact and a dataset version as its input."""
+    import numpy as np
+    import pandas as pd
+
     client = mc.Client(settings=mc.Settings(home=home))
     try:
+        rng = np.random.default_rng(0)
+        customers = client.data.ingest("customers", pd.DataFrame({
+            "age": rng.normal(40, 12, 500).round(), "plan": rng.choice(["free", "pro"], 500)}))
         for i, (model, lr) in enumerate([("rf", 0.1), ("rf", 0.2), ("rf", 0.3),
                                          ("gbm", 0.1), ("gbm", 0.2), ("gbm", 0.3)]):
             with client.start_run(experiment="churn", name=f"{model}-{lr}",
@@ -96,6 +102,8 @@ def _fill(home: Path) -> None:
                 run.log_metric("accuracy", 0.7 + i / 50)
                 if i == 0:
                     run.log_text("trained on the churn table\n", "notes/readme.txt")
+                    run.log_input("customers", f"v{customers.version}", digest=customers.digest,
+                                  context={"role": "train"})
     finally:
         client.close()
 
@@ -197,9 +205,29 @@ def test_run_page_and_artifact(server: tuple[str, Path], page: Any) -> None:
     expect(chart.locator(".main-svg").first).to_be_visible()
     _shot(page, "run")
 
+    inputs = page.get_by_role("table", name="Inputs")
+    expect(inputs.get_by_role("row", name="customers v1 train")).to_be_visible()
+
     page.get_by_role("link", name="notes/").click()
     page.get_by_role("link", name="readme.txt").click()
     expect(page.get_by_label("Preview")).to_contain_text("trained on the churn table")
+
+
+def test_dataset_version_from_a_runs_input(server: tuple[str, Path], page: Any) -> None:
+    from playwright.sync_api import expect
+
+    base, _ = server
+    _open_experiment(page, base)
+    page.get_by_role("link", name="rf-0.1").click()
+    page.get_by_role("table", name="Inputs").get_by_role("link", name="v1").click()
+    expect(page.get_by_role("heading", name="customers v1")).to_be_visible()
+    schema = page.get_by_role("table", name="Schema")
+    expect(schema.get_by_role("row", name=re.compile("^age double"))).to_be_visible()
+    expect(page.locator('figure[data-metric="plan"]')).to_have_attribute("data-points", "2")
+    expect(page.locator('figure[data-metric="age"] .main-svg').first).to_be_visible()
+    _shot(page, "dataset")
+    page.get_by_role("link", name="customers", exact=True).click()
+    expect(page.get_by_role("table", name="Versions").locator("tbody tr")).to_have_count(1)
 
 
 def test_compare_two_runs(server: tuple[str, Path], page: Any) -> None:

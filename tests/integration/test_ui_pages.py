@@ -160,3 +160,28 @@ def test_mlcycle_ui_serves_the_local_store_on_loopback(
     served, options = calls[0]
     assert type(served).__name__ == "FastAPI"
     assert options == {"host": "127.0.0.1", "port": 5055, "log_level": "warning"}
+
+
+def test_dataset_pages(home: Path) -> None:
+    import pandas as pd
+
+    client = mc.Client(settings=mc.Settings(home=home))
+    try:
+        client.data.ingest("points", pd.DataFrame({"x": [1.0, 2.0, 2.0, 5.0], "c": list("aabb")}))
+    finally:
+        client.close()
+    with TestClient(create_app(mc.Settings(home=home))) as web:
+        assert 'href="/datasets/points"' in web.get("/datasets").text
+        page = web.get("/datasets/points/versions/1")
+        assert page.status_code == 200
+        assert 'aria-label="Schema"' in page.text and 'id="profile-data"' in page.text
+        assert web.get("/datasets/points/versions/9").status_code == 404
+        assert web.get("/datasets/nope").status_code == 404
+
+
+def test_empty_registry_and_deployments_say_so(web: TestClient) -> None:
+    for path, text in [("/models", "No registered models yet"),
+                       ("/deployments", "No deployments yet"),
+                       ("/datasets", "No datasets yet")]:
+        page = web.get(path)
+        assert page.status_code == 200 and text in page.text

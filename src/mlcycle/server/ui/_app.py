@@ -8,7 +8,7 @@ from collections.abc import Callable, Coroutine
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 import jinja2
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -41,7 +41,15 @@ def with_query(request: Request, **changes: Any) -> str:
     return f"{request.url.path}?{urlencode(kept)}" if kept else request.url.path
 
 
+def dataset_version_url(dataset: str, version: str | int) -> str | None:
+    """The page of a dataset version a run read or a model was trained on (recorded as
+    ``"v3"``), or ``None`` for a version that is not a number."""
+    number = str(version).removeprefix("v")
+    return f"/datasets/{quote(dataset, safe='')}/versions/{number}" if number.isdigit() else None
+
+
 _templates.globals["with_query"] = with_query
+_templates.globals["dataset_version_url"] = dataset_version_url
 
 #: The files under ``/static/``: this package's own, and Plotly's bundle from its package.
 _STATIC = {
@@ -130,10 +138,11 @@ def logout() -> Response:
 
 def mount_ui(app: FastAPI) -> None:
     """Add the pages to *app* (after the API, whose routes they must not shadow)."""
-    from mlcycle.server.ui import _models, _pages
+    from mlcycle.server.ui import _datasets, _models, _pages
 
     app.include_router(router)
     app.include_router(_pages.router)
+    app.include_router(_datasets.router)
     app.include_router(_models.router)
 
 

@@ -85,11 +85,27 @@ function compareCharts(data) {
   }
 }
 
+// A dataset version: one bar chart per column from its stored profile.
+function profileCharts(charts) {
+  const container = document.getElementById("profile-charts");
+  for (const chart of charts) {
+    const figure = chartFor(container, chart.name);
+    figure.setAttribute("aria-label", "distribution of " + chart.name);
+    const bar = {type: "bar", x: chart.x, y: chart.y, name: chart.name};
+    if (chart.width) bar.width = chart.width;
+    Plotly.newPlot(figure, [bar], {...LAYOUT, title: {text: chart.name},
+                                   xaxis: {title: {text: ""}}, bargap: 0.05}, CONFIG);
+    figure.dataset.points = String(chart.x.length);
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const charts = document.getElementById("charts");
   if (charts) runCharts(charts);
   const compareData = document.getElementById("compare-data");
   if (compareData) compareCharts(JSON.parse(compareData.textContent));
+  const profileData = document.getElementById("profile-data");
+  if (profileData) profileCharts(JSON.parse(profileData.textContent));
   for (const form of document.querySelectorAll("form[data-confirm]")) {
     form.addEventListener("submit", (event) => {
       if (!window.confirm(form.dataset.confirm)) event.preventDefault();
