@@ -394,7 +394,8 @@ class CiRunner:
                 d = client.deployments.get(prod.deployment)
             if d.stable_version == version.version:
                 client.registry.set_alias(version.name, "production", version.version)
-                message = (f"{prod.deployment} serves {version.uri} ({prod.strategy}); "
+                how = prod.strategy if d.rollout else "first deployment: stable at once"
+                message = (f"{prod.deployment} serves {version.uri} ({how}); "
                            f"alias production → v{version.version}")
             elif d.candidate_version == version.version:
                 message = (f"{prod.strategy} rollout {d.rollout} of {prod.deployment} under way "
