@@ -342,6 +342,57 @@ def test_models_and_deployment_promote_rollback(server: tuple[str, Path], page: 
     expect(history.get_by_role("row", name=re.compile("rolled_back .* web-ui"))).to_be_visible()
 
 
+def _monitor_results(home: Path) -> None:
+    """Monitor ``web-watch`` of deployment ``web`` with six hourly results, as the monitor
+    service stores them (drift per feature, accuracy per segment, latency), drift rising in
+    the last two, and the alert that turned it red."""
+    from datetime import UTC, datetime, timedelta
+
+    from mlcycle.entities import Alert, Monitor, MonitorResult
+
+    client = mc.Client(settings=mc.Settings(home=home))
+    try:
+        store = client.monitors.store
+        now = datetime.now(UTC).replace(microsecond=0)
+        store.create_monitor(Monitor(name="web-watch", deployment="web", created_at=now,
+                                     updated_at=now))
+        for hour in range(6):
+            drifting = hour >= 4
+            stored = store.log_result(MonitorResult(
+                result_id=0, monitor="web-watch", run_at=now + timedelta(hours=hour),
+                window_start=now + timedelta(hours=hour - 1),
+                window_end=now + timedelta(hours=hour), status="alert" if drifting else "ok",
+                metrics={"drift.score.age": 0.4 if drifting else 0.05,
+                         "drift.score.plan": 0.02, "performance.accuracy": 0.9,
+                         "performance.accuracy[eu]": 0.92, "performance.accuracy[us]": 0.88,
+                         "operations.latency_p95_ms": 4.0 + hour}))
+            if hour == 4:
+                store.log_alert(Alert(alert_id=0, monitor="web-watch", time=stored.run_at,
+                                      status="alert", previous="ok", result_id=stored.result_id,
+                                      message="drift in 1 of 2 features (age)"))
+    finally:
+        client.close()
+
+
+def test_monitor_drift_chart(server: tuple[str, Path], page: Any) -> None:
+    from playwright.sync_api import expect
+
+    base, home = server
+    _monitor_results(home)
+    page.goto(f"{base}/")
+    page.get_by_role("link", name="Monitors").click()
+    page.get_by_role("link", name="web-watch").click()
+    drift = page.locator('figure[data-metric="drift.score"]')
+    expect(drift).to_have_attribute("data-lines", "2")  # age and plan
+    expect(drift).to_have_attribute("data-points", "6")
+    expect(drift.locator(".main-svg").first).to_be_visible()
+    accuracy = page.locator('figure[data-metric="performance.accuracy"]')
+    expect(accuracy).to_have_attribute("data-lines", "3")  # eu, overall, us
+    alerts = page.get_by_role("table", name="Alerts")
+    expect(alerts.get_by_role("row", name=re.compile("alert ok drift in 1 of 2"))).to_be_visible()
+    _shot(page, "monitor")
+
+
 def test_pages_fit_800_px(server: tuple[str, Path], browser: Any) -> None:
     base, _ = server
     context = browser.new_context(viewport={"width": 800, "height": 900})

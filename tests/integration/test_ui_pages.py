@@ -182,6 +182,27 @@ def test_dataset_pages(home: Path) -> None:
 def test_empty_registry_and_deployments_say_so(web: TestClient) -> None:
     for path, text in [("/models", "No registered models yet"),
                        ("/deployments", "No deployments yet"),
-                       ("/datasets", "No datasets yet")]:
+                       ("/datasets", "No datasets yet"),
+                       ("/monitors", "No monitors yet")]:
         page = web.get(path)
         assert page.status_code == 200 and text in page.text
+
+
+def test_monitor_series_gather_features_and_segments() -> None:
+    from datetime import UTC, datetime
+
+    from mlcycle.entities import MonitorResult
+    from mlcycle.server.ui._monitors import series_charts
+
+    result = MonitorResult(
+        result_id=1, monitor="m", run_at=datetime(2026, 1, 1, tzinfo=UTC), window_start=None,
+        window_end=datetime(2026, 1, 1, tzinfo=UTC), status="ok",
+        metrics={"drift.score.age": 0.1, "drift.score.plan": 0.2, "drift.share": 0.5,
+                 "performance.accuracy[eu]": 0.9, "performance.accuracy": float("nan"),
+                 "operations.error_rate": 0.0})
+    charts = {c["title"]: {line["name"]: line["y"] for line in c["lines"]}
+              for c in series_charts([result])}
+    assert list(charts) == ["drift.score", "drift.share", "performance.accuracy",
+                            "operations.error_rate"]
+    assert charts["drift.score"] == {"age": [0.1], "plan": [0.2]}
+    assert charts["performance.accuracy"] == {"eu": [0.9], "overall": [None]}

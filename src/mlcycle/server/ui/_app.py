@@ -138,12 +138,13 @@ def logout() -> Response:
 
 def mount_ui(app: FastAPI) -> None:
     """Add the pages to *app* (after the API, whose routes they must not shadow)."""
-    from mlcycle.server.ui import _datasets, _models, _pages
+    from mlcycle.server.ui import _datasets, _models, _monitors, _pages
 
     app.include_router(router)
     app.include_router(_pages.router)
     app.include_router(_datasets.router)
     app.include_router(_models.router)
+    app.include_router(_monitors.router)
 
 
 def _plotly_js() -> Path:

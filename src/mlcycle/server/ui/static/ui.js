@@ -99,11 +99,28 @@ function profileCharts(charts) {
   }
 }
 
+// A monitor: one chart per metric over time, a line per feature or segment.
+function monitorCharts(charts) {
+  const container = document.getElementById("monitor-charts");
+  for (const chart of charts) {
+    const figure = chartFor(container, chart.title);
+    figure.setAttribute("aria-label", chart.title + " over time");
+    const traces = chart.lines.map((line) => (
+      {x: line.x, y: line.y, name: line.name, mode: "lines+markers", connectgaps: false}));
+    Plotly.newPlot(figure, traces, {...LAYOUT, title: {text: chart.title},
+                                    xaxis: {type: "date"}}, CONFIG);
+    figure.dataset.lines = String(chart.lines.length);
+    figure.dataset.points = String(Math.max(...chart.lines.map((line) => line.x.length)));
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const charts = document.getElementById("charts");
   if (charts) runCharts(charts);
   const compareData = document.getElementById("compare-data");
   if (compareData) compareCharts(JSON.parse(compareData.textContent));
+  const monitorData = document.getElementById("monitor-data");
+  if (monitorData) monitorCharts(JSON.parse(monitorData.textContent));
   const profileData = document.getElementById("profile-data");
   if (profileData) profileCharts(JSON.parse(profileData.textContent));
   for (const form of document.querySelectorAll("form[data-confirm]")) {
