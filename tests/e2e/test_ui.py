@@ -391,6 +391,10 @@ def test_monitor_drift_chart(server: tuple[str, Path], page: Any) -> None:
     alerts = page.get_by_role("table", name="Alerts")
     expect(alerts.get_by_role("row", name=re.compile("alert ok drift in 1 of 2"))).to_be_visible()
     _shot(page, "monitor")
+    # The deployment links back to what watches it.
+    page.get_by_role("main").get_by_role("link", name="web", exact=True).click()
+    expect(page.get_by_role("link", name="web-watch")).to_be_visible()
+    expect(page.get_by_text("No retraining has been triggered")).to_be_visible()
 
 
 def test_pages_fit_800_px(server: tuple[str, Path], browser: Any) -> None:

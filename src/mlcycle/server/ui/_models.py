@@ -1,5 +1,5 @@
 """The registry and deployment pages: models, a model's versions; deployments, one deployment's
-split, numbers and history, and its promote and rollback buttons.
+split, numbers, history, monitors and retrainings, and its promote and rollback buttons.
 
 The buttons post forms; the token must be the read-write one (a read-only token gets a 403
 page), and the page asks for a confirmation first.
@@ -19,6 +19,7 @@ from mlcycle.registry import RegistryService
 from mlcycle.server.deps import Deployments, Registry, Service
 from mlcycle.server.ui._app import PageRoute, render
 from mlcycle.server.ui._session import check_access
+from mlcycle.store.base import MonitorStore, TriggerStore
 
 __all__ = ["router"]
 
@@ -61,8 +62,15 @@ def deployment(request: Request, service: Service, store: Deployments, registry:
                name: str) -> HTMLResponse:
     deploy = _service(service, store, registry)
     status = deploy.status(name)
+    # Monitors and retraining triggers are kept beside deployments on a SQL store; a server
+    # without them shows the deployment alone.
+    monitors: MonitorStore | None = request.app.state.monitors
+    triggers: TriggerStore | None = request.app.state.triggers
     return render(request, "deployment.html", title=name, status=status, d=status.deployment,
-                  versions=_version_rows(status), events=deploy.history(name, HISTORY))
+                  versions=_version_rows(status), events=deploy.history(name, HISTORY),
+                  monitors=monitors.list_monitors(deployment=name) if monitors else [],
+                  retrainings=triggers.list_runs(deployment=name, max_results=HISTORY)
+                  if triggers else [])
 
 
 @router.post("/deployments/{name}/promote")

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import mimetypes
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from mlcycle.entities import Run
 from mlcycle.errors import InvalidInputError
@@ -39,11 +40,12 @@ DEFAULT_COLUMNS = 6
 #: Text previews stop here; the download link has the whole file.
 PREVIEW_BYTES = 256 * 1024
 MAX_COMPARED = 20
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @router.get("/")
-def home() -> Response:
-    return Response(status_code=303, headers={"location": "/experiments"})
+def home() -> RedirectResponse:
+    return RedirectResponse("/experiments", status_code=303)
 
 
 @router.get("/experiments")
@@ -65,8 +67,8 @@ class Column:
 
     @property
     def order_name(self) -> str:
-        # The filter language's identifier, quoted when the key is not a plain word.
-        plain = self.key.replace("_", "").replace(".", "").replace("-", "").isalnum()
+        """The key as the filter language spells it, in backticks unless it is a plain word."""
+        plain = _WORD.fullmatch(self.key) is not None
         return f"{self.kind}.{self.key}" if plain else f"{self.kind}.`{self.key}`"
 
     def value(self, run: Run) -> Any:
