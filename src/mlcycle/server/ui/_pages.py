@@ -129,8 +129,7 @@ def run_page(request: Request, service: Service, run_id: str, prefix: str = ""
              ) -> HTMLResponse:
     run = service.get_run(run_id)
     experiment = service.get_experiment(run.experiment_id)
-    entries = _folder(service.list_artifacts(run_id, prefix.rstrip("/")) if prefix
-                      else service.list_artifacts(run_id), prefix)
+    entries = _folder(service.list_artifacts(run_id, prefix.strip("/")), prefix)
     system = {k: v for k, v in run.tags.items() if k.startswith("mlcycle.")}
     tags = {k: v for k, v in run.tags.items() if not k.startswith("mlcycle.")}
     return render(request, "run.html", title=run.name, run=run, experiment=experiment,
