@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test check bench bench-tracking bench-data bench-pipelines bench-serving \
+.PHONY: demo test check bench bench-tracking bench-data bench-pipelines bench-serving bench-ui \
 	bench-monitoring venv clean \
 	postgres
 
@@ -37,7 +37,7 @@ check: $(STAMP)
 	$(VENV)/bin/mypy src
 	$(VENV)/bin/lint-imports
 
-bench: bench-tracking bench-data bench-pipelines bench-serving bench-monitoring
+bench: bench-tracking bench-data bench-pipelines bench-serving bench-monitoring bench-ui
 
 # Each peer gets its own virtual environment, so no peer's pins constrain mlcycle's.
 bench/.venvs/%/.installed: bench/requirements-%.txt
@@ -64,6 +64,10 @@ bench-pipelines: $(STAMP)
 
 # detect_drift against Evidently's DataDriftPreset (its own venv: Evidently 0.7 needs
 # pandas < 3) and a plain NumPy/SciPy pass, on the same Parquet files.
+# The web UI's runs page with 10,000 runs (no peer: MLflow's UI draws its tables in the browser).
+bench-ui: $(STAMP)
+	@$(PY) bench/ui.py $(BENCH_ARGS)
+
 bench-monitoring: $(STAMP) bench/.venvs/evidently/.installed
 	@$(PY) bench/monitoring.py $(BENCH_ARGS)
 

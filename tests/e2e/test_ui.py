@@ -1,13 +1,16 @@
 """The web UI in a real browser: Debian's ``chromium`` driven by Playwright against a real
 ``mlcycle server`` app on 127.0.0.1, filled with runs logged through the SDK.
 
-Each test saves a screenshot of the page it checks under ``docs/screenshots/``.
+Each test saves a screenshot of the page it checks: into ``$MLCYCLE_SCREENSHOTS`` when set
+(``MLCYCLE_SCREENSHOTS=docs/screenshots`` refreshes the README's pictures), else into a temporary
+folder, so a test run leaves the working tree as it was.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +27,8 @@ pytestmark = pytest.mark.slow
 
 PG_ENV = "MLCYCLE_TEST_POSTGRES_URI"
 CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SCREENSHOTS = Path(os.environ.get("MLCYCLE_SCREENSHOTS")
+                   or Path(tempfile.gettempdir()) / "mlcycle-ui-screenshots")
 TOKEN = "ui-test-token"
 READ_TOKEN = "ui-test-read-token"
 #: How long the browser may take to show something (not a timing under test: a bound).
