@@ -206,3 +206,33 @@ def test_monitor_series_gather_features_and_segments() -> None:
                             "operations.error_rate"]
     assert charts["drift.score"] == {"age": [0.1], "plan": [0.2]}
     assert charts["performance.accuracy"] == {"eu": [0.9], "overall": [None]}
+
+
+def test_model_page_shows_the_lineage_from_data_to_deployment(home: Path) -> None:
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    client = mc.Client(settings=mc.Settings(home=home))
+    try:
+        frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "y": [0, 0, 1, 1]})
+        client.data.ingest("points", frame)
+        with client.start_run(experiment="exp", name="fit", log_system=False) as run:
+            rows = client.data.load("points", format="pandas", run_id=run.run_id,
+                                    context="train")
+            model = LogisticRegression().fit(rows[["x"]], rows["y"])
+            info = run.log_model(model, input_example=rows[["x"]].head(2))
+        client.register_model(info.model_uri, "points-clf")
+        client.register_model(info.model_uri, "points-clf")
+        client.deployments.deploy("web", "models:/points-clf/1")
+        client.deployments.deploy("web", "models:/points-clf/2", strategy="canary")
+        run_id = run.run_id
+    finally:
+        client.close()
+    with TestClient(create_app(mc.Settings(home=home))) as web:
+        page = web.get("/models/points-clf").text
+    lineage = page[page.index('aria-label="Lineage"'):page.index("Evaluations and gate")]
+    assert lineage.index("<strong>v2</strong>") < lineage.index("<strong>v1</strong>")
+    assert 'href="/datasets/points/versions/1"' in lineage and "(train)" in lineage
+    assert f'href="/runs/{run_id}"' in lineage
+    assert '<a href="/deployments/web">web</a> (candidate)' in lineage
+    assert '<a href="/deployments/web">web</a> (stable)' in lineage

@@ -15,11 +15,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from mlcycle.deploy import DeploymentService, DeploymentStatus
+from mlcycle.errors import NotFoundError
 from mlcycle.registry import RegistryService
 from mlcycle.server.deps import Deployments, Registry, Service
 from mlcycle.server.ui._app import PageRoute, render
 from mlcycle.server.ui._session import check_access
-from mlcycle.store.base import MonitorStore, TriggerStore
+from mlcycle.store.base import DeploymentStore, MonitorStore, TriggerStore
 
 __all__ = ["router"]
 
@@ -48,7 +49,36 @@ def model(request: Request, registry: Registry, name: str) -> HTMLResponse:
     evaluations = {v.version: json.dumps(dict(v.evaluation), indent=2, default=str)
                    for v in versions if v.evaluation}
     return render(request, "model.html", title=name, model=found, versions=versions,
-                  evaluations=evaluations)
+                  evaluations=evaluations, lineage=_lineage(request, name, versions))
+
+
+def _lineage(request: Request, name: str, versions: list[Any]) -> list[dict[str, Any]]:
+    """Per version, newest first, the chain from data to deployment: the dataset versions and
+    the run that made it, the retraining (trigger run, and the monitor alert behind it) when a
+    trigger made it, and the deployments that hold it now, with their role."""
+    deployments: DeploymentStore | None = request.app.state.deployments
+    triggers: TriggerStore | None = request.app.state.triggers
+    holding: dict[int, list[tuple[str, str]]] = {}
+    for d in deployments.list_deployments() if deployments else []:
+        if d.model != name:
+            continue
+        for version, role in ((d.stable_version, "stable"), (d.candidate_version, "candidate"),
+                              (d.previous_version, "previous")):
+            if version is not None:
+                holding.setdefault(version, []).append((d.name, role))
+    rows = []
+    for v in sorted(versions, key=lambda v: -v.version):
+        made_by = None
+        tag = v.tags.get("mlcycle.trigger_run")
+        if triggers is not None and tag is not None and str(tag).isdigit():
+            try:
+                made_by = triggers.get_run(int(str(tag)))
+            except NotFoundError:  # the trigger run was deleted with its trigger
+                made_by = None
+        rows.append({"version": v.version, "datasets": list(v.datasets), "run_id": v.run_id,
+                     "commit": v.code_commit, "made_by": made_by,
+                     "deployments": holding.get(v.version, [])})
+    return rows
 
 
 @router.get("/deployments")
