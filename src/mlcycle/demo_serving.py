@@ -11,12 +11,13 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 import fsspec
 import httpx
@@ -78,12 +79,14 @@ def model_server(client: mc.Client, deployment: str, *, timeout: float = 60.0
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "MLCYCLE_TRACKING_URI": client.tracking_uri,
            "MLCYCLE_ARTIFACT_URI": client.settings.resolved_artifact_uri}
+    # stderr to a file, read on failure (a pipe nobody reads fills up and stalls the server)
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     process = subprocess.Popen(
         [sys.executable, "-m", "mlcycle", "serve", "--deployment", deployment, "--port",
-         str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+         str(port)], env=env, stdout=subprocess.DEVNULL, stderr=errors)
     try:
         with httpx.Client(base_url=url, timeout=10.0) as http:
-            _wait_ready(http, process, timeout)
+            _wait_ready(http, process, errors, timeout)
             yield ModelServer(url, http, process)
     finally:
         process.send_signal(signal.SIGTERM)
@@ -91,6 +94,8 @@ def model_server(client: mc.Client, deployment: str, *, timeout: float = 60.0
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait(timeout=10)
+        errors.close()
 
 
 def send_traffic(server: ModelServer, frame: pd.DataFrame, labels: Any) -> list[str]:
@@ -214,18 +219,23 @@ def _until(condition: Any, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
+def _tail(errors: IO[bytes]) -> str:
+    errors.seek(0)
+    return errors.read().decode(errors="replace")[-2000:]
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _wait_ready(http: httpx.Client, server: subprocess.Popen[bytes], timeout: float) -> None:
+def _wait_ready(http: httpx.Client, server: subprocess.Popen[bytes], errors: IO[bytes],
+                timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise ServingError("mlcycle serve stopped before it was ready: "
-                               + (server.stderr.read().decode()[-2000:] if server.stderr else ""))
+            raise ServingError(f"mlcycle serve stopped before it was ready: {_tail(errors)}")
         try:
             if http.get("/v2/health/ready").status_code == 200:
                 return

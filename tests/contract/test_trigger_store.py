@@ -140,6 +140,17 @@ def test_one_run_of_a_deployment_at_a_time(store: TriggerStore) -> None:
         ["running", "skipped", "failed"]
 
 
+def test_a_run_left_running_for_hours_is_abandoned_not_blocking(store: TriggerStore) -> None:
+    store.create_trigger(trigger())
+    stuck = store.start_run(run(at=T0), cooldown_s=0)  # its process died mid-retraining
+    soon = store.start_run(run(at=T0 + timedelta(hours=1)), cooldown_s=0)
+    assert soon.status == "skipped"
+    later = store.start_run(run(at=T0 + timedelta(hours=7)), cooldown_s=0)
+    assert later.status == "running"
+    gone = store.get_run(stuck.run_id)
+    assert gone.status == "failed" and gone.reason.startswith("abandoned")
+
+
 def test_concurrent_starts_let_exactly_one_run(store: TriggerStore) -> None:
     store.create_trigger(trigger())
     with ThreadPoolExecutor(4) as pool:

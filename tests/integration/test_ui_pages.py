@@ -236,3 +236,40 @@ def test_model_page_shows_the_lineage_from_data_to_deployment(home: Path) -> Non
     assert f'href="/runs/{run_id}"' in lineage
     assert '<a href="/deployments/web">web</a> (candidate)' in lineage
     assert '<a href="/deployments/web">web</a> (stable)' in lineage
+
+
+def test_deployment_buttons_act_on_what_was_shown_and_only_from_this_site(home: Path) -> None:
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    client = mc.Client(settings=mc.Settings(home=home))
+    try:
+        frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "y": [0, 0, 1, 1]})
+        with client.start_run(experiment="exp", name="fit", log_system=False) as run:
+            info = run.log_model(LogisticRegression().fit(frame[["x"]], frame["y"]),
+                                 input_example=frame[["x"]].head(2))
+        for _ in range(2):
+            client.register_model(info.model_uri, "points-clf")
+        client.deployments.deploy("web", "models:/points-clf/1")
+        shown = client.deployments.deploy("web", "models:/points-clf/2", strategy="canary")
+    finally:
+        client.close()
+    with TestClient(create_app(mc.Settings(home=home))) as web:
+        page = web.get("/deployments/web").text
+        assert f'name="revision" value="{shown.revision}"' in page
+        elsewhere = web.post("/deployments/web/promote", data={"revision": shown.revision},
+                             headers={"Sec-Fetch-Site": "cross-site"})
+        assert elsewhere.status_code == 403
+        assert web.post("/deployments/web/promote", data={"revision": shown.revision},
+                        headers={"Origin": "http://evil.example"}).status_code == 403
+        stale = web.post("/deployments/web/rollback", data={"revision": shown.revision - 1},
+                         follow_redirects=False)
+        assert stale.status_code == 409 and "changed since the page was shown" in stale.text
+        done = web.post("/deployments/web/promote", data={"revision": shown.revision},
+                        headers={"Sec-Fetch-Site": "same-origin"}, follow_redirects=False)
+        assert done.status_code == 303
+    check = mc.Client(settings=mc.Settings(home=home))
+    try:
+        assert check.deployments.get("web").stable_version == 2
+    finally:
+        check.close()

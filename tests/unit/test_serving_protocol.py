@@ -27,3 +27,17 @@ def test_columns_form_and_bad_bodies() -> None:
         parse_predict([{"a": 1}, [2]], None)
     with pytest.raises(InvalidInputError, match="data row 1"):
         parse_predict({"columns": ["a", "b"], "data": [[1, 2], [3]]}, None)
+
+
+def test_a_repeated_request_id_keeps_one_answer_per_version() -> None:
+    from mlcycle.deploy import VersionStats
+    from mlcycle.serving.feedback import Label, RecentPredictions
+
+    stable, shadow = VersionStats(), VersionStats()
+    recent = RecentPredictions(capacity=10)
+    for _ in range(1000):
+        recent.add("same-id", stable, [1])
+    recent.add("same-id", shadow, [0])
+    assert len(recent._answers["same-id"]) == 2
+    assert recent.observe(Label("same-id", 0, 1))
+    assert (stable.feedback, stable.correct, shadow.feedback, shadow.correct) == (1, 1, 1, 0)

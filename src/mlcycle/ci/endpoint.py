@@ -8,11 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import httpx
 
@@ -36,13 +37,15 @@ def served(client: Client, deployment: str, version: int, *, cwd: Path,
            "MLCYCLE_ARTIFACT_URI": client.settings.resolved_artifact_uri}
     # The project folder is the working directory: a model pickled with a class of the
     # project's code finds its module there, as it does when the project serves it.
+    # stderr to a file, read on failure (a pipe nobody reads fills up and stalls the server)
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     server = subprocess.Popen(
         [sys.executable, "-m", "mlcycle", "serve", "--deployment", deployment,
          "--port", str(port)], env=env, cwd=cwd, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE)
+        stderr=errors)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0) as http:
-            _wait_ready(http, server, timeout)
+            _wait_ready(http, server, errors, timeout)
             _wait_applied(client, deployment, version, timeout)
             yield http
     finally:
@@ -52,8 +55,12 @@ def served(client: Client, deployment: str, version: int, *, cwd: Path,
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=10)
-        if server.stderr is not None:
-            server.stderr.close()
+        errors.close()
+
+
+def _tail(errors: IO[bytes]) -> str:
+    errors.seek(0)
+    return errors.read().decode(errors="replace")[-2000:]
 
 
 def _free_port() -> int:
@@ -62,12 +69,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_ready(http: httpx.Client, server: subprocess.Popen[bytes], timeout: float) -> None:
+def _wait_ready(http: httpx.Client, server: subprocess.Popen[bytes], errors: IO[bytes],
+                timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            err = server.stderr.read().decode(errors="replace")[-2000:] if server.stderr else ""
-            raise ServingError(f"mlcycle serve stopped before it was ready: {err}")
+            raise ServingError(f"mlcycle serve stopped before it was ready: {_tail(errors)}")
         try:
             if http.get("/v2/health/ready").status_code == 200:
                 return

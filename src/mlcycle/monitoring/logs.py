@@ -2,8 +2,8 @@
 
 Serving writes Parquet files (:mod:`mlcycle.serving.prediction_log`)::
 
-    <uri>/predictions/deployment=<name>/date=YYYY-MM-DD/<worker>-<seq>.parquet
-    <uri>/feedback/deployment=<name>/date=YYYY-MM-DD/<worker>-<seq>.parquet
+    <uri>/predictions/deployment=<name>/date=YYYY-MM-DD/<worker>-<run>-<seq>.parquet
+    <uri>/feedback/deployment=<name>/date=YYYY-MM-DD/<worker>-<run>-<seq>.parquet
 
 The files of the days a window touches are listed with fsspec and handed to DuckDB as a list
 parameter, so nothing in a path (a ``[`` in a folder name, a quote) is ever read as a glob or

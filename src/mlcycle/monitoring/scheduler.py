@@ -2,8 +2,10 @@
 
 Every ``poll_interval`` seconds it asks the service which monitors are due and runs them one at
 a time, each in a worker thread (a run reads Parquet and talks to the database, which must not
-block the event loop). A failing run is logged and the loop goes on; cancelling the task stops
-it between two runs or while it waits.
+block the event loop). A failing run is logged and the loop goes on. Cancelling the task stops
+the loop at once, but a run already in its thread (a monitor, or a whole retraining) goes on
+until it ends: a retraining that a process exit cuts short stays ``running`` until the trigger
+store takes it as abandoned (after 6 hours), so shut a server down between retrainings.
 
 *reactions* is what else follows the beat: the server hands in the retraining triggers
 (``mlcycle.retrain.TriggerService``, a layer above this one), whose ``on_monitor_run`` fires

@@ -31,11 +31,13 @@ def labelled_rows(logs: PredictionLogs, deployment: str, target: str,
     """The answered rows of *deployment* in *window* that got a label: their inputs (without
     the ``input_`` prefix) and the label as column *target* (integers when every label is)."""
     frame = logs.read(deployment, window)
-    frame = frame.filter(pl.col("label").is_not_null() & (pl.col("status") < 400))
+    # A shadowed request is logged twice (the answer and the shadow's): train on it once.
+    frame = frame.filter(pl.col("label").is_not_null() & (pl.col("status") < 400)
+                         & (pl.col("role") != "shadow"))
     out = frame.select(*(pl.col(c).alias(c.removeprefix("input_"))
                          for c in input_columns(frame)), pl.col("label").alias(target))
     labels = out[target]
-    if labels.len() and (labels.round(0) == labels).all():
+    if labels.len() and labels.dtype.is_float() and (labels.round(0) == labels).all():
         out = out.with_columns(pl.col(target).cast(pl.Int64))
     return out
 

@@ -145,12 +145,18 @@ class TriggerService:
             return run
         try:
             return self._retrain(trig, run)
-        except BaseException as exc:
+        except Exception as exc:
             reason = (f"{exc.headline}: {exc.message}" if isinstance(exc, MlcycleError)
                       else f"{type(exc).__name__}: {exc}")
             logger.warning("trigger %s: run %s failed: %s", trig.name, run.run_id, reason)
             return self.store.update_run(run.run_id, status="failed", ended_at=self._now(),
                                          reason=reason)
+        except BaseException as exc:  # interrupted (Ctrl-C, shutdown): recorded, then raised
+            try:
+                self.store.update_run(run.run_id, status="failed", ended_at=self._now(),
+                                      reason=f"interrupted: {type(exc).__name__}")
+            finally:
+                raise
 
     def on_monitor_run(self, monitor_run: MonitorRun) -> builtins.list[TriggerRun]:
         """Fire the enabled ``drift`` / ``quality`` triggers of the monitor's deployment when

@@ -26,6 +26,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import SecretStr
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from mlcycle.config import Settings
@@ -242,14 +243,21 @@ def _create_app(runtime: Runtime, settings: ServingSettings, metrics: ServingMet
         except InvalidInputError as exc:
             return _refused(model, table.stable.version, endpoint, 422,
                             _error(exc.code, exc.message, exc.details), start)
+        except ClientDisconnect:
+            return _refused(model, table.stable.version, endpoint, 400,
+                            _error("invalid_input", "body: the client went away"), start)
+        except Exception as exc:  # a bug in parsing or routing: a JSON 500, counted and logged
+            return _refused(model, table.stable.version, endpoint, 500, _model_failed(
+                exc, model, table.stable.version, "-"), start)
         served = route.primary
         counters = metrics.request(model, served.version, route.role, endpoint)
         request_id = request_id_of(request)
         headers = {"x-model-version": served.version, "x-request-id": request_id}
         counters.in_flight.inc()
         output: Any = None
+        with_proba = proba and served.proba is not None  # a canary may have no predict_proba
         try:
-            batcher = served.proba if proba and served.proba is not None else served.predict
+            batcher = served.proba if with_proba and served.proba is not None else served.predict
             output = await batcher.submit(data)
             status, body = 200, reply(output, served)
         except QueueFull as exc:
@@ -269,7 +277,7 @@ def _create_app(runtime: Runtime, settings: ServingSettings, metrics: ServingMet
         counters.answered(status, seconds)
         if status in (200, 500):
             served.stats.observe(seconds, error=status == 500)
-            result = output[0] if proba and status == 200 else output
+            result = output[0] if with_proba and status == 200 else output
             if status == 200:
                 recent.add(request_id, served.stats, result)
             if prediction_log is not None:
@@ -286,7 +294,7 @@ def _create_app(runtime: Runtime, settings: ServingSettings, metrics: ServingMet
     def _refused(model: str, version: str, endpoint: str, status: int, body: dict[str, Any],
                  start: float) -> Response:
         counters = metrics.request(model, version, "stable", endpoint)
-        kind = "validation" if status == 422 else "client"
+        kind = {422: "validation", 500: "server"}.get(status, "client")
         metrics.errors.labels(*counters.labels, kind).inc()
         counters.answered(status, time.perf_counter() - start)
         return _json(body, status)

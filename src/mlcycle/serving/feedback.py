@@ -97,11 +97,15 @@ class RecentPredictions:
         return len(self._answers)
 
     def add(self, request_id: str, stats: VersionStats, output: Any) -> None:
+        """Remember what the version counted by *stats* answered to *request_id*. One answer
+        per version: a client that sends the same ``x-request-id`` again replaces its earlier
+        answer (memory stays bounded by *capacity* requests × versions served)."""
         answers = self._answers.get(request_id)
         if answers is None:
             if len(self._answers) >= self.capacity:
                 del self._answers[next(iter(self._answers))]  # the oldest
             answers = self._answers[request_id] = []
+        answers[:] = [a for a in answers if a.stats is not stats]
         answers.append(_Answer(stats, output))
 
     def observe(self, label: Label) -> bool:

@@ -4,8 +4,8 @@ The request path only appends a record to a bounded in-memory queue (a lock and 
 append); a background thread writes what queued every ``flush_interval`` seconds (sooner once
 ``flush_rows`` rows wait) as zstd Parquet files through fsspec, so any artifact store works::
 
-    <uri>/predictions/deployment=<name>/date=YYYY-MM-DD/<worker>-<seq>.parquet
-    <uri>/feedback/deployment=<name>/date=YYYY-MM-DD/<worker>-<seq>.parquet
+    <uri>/predictions/deployment=<name>/date=YYYY-MM-DD/<worker>-<run>-<seq>.parquet
+    <uri>/feedback/deployment=<name>/date=YYYY-MM-DD/<worker>-<run>-<seq>.parquet
 
 When storage stalls and the queue holds ``max_rows``, new records are dropped and counted
 (``on_drop``): the server never blocks on its log nor grows without bound. ``close()`` writes
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import secrets
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -125,6 +126,8 @@ class ParquetLog:
         self._queue: deque[Record] = deque()
         self._rows = 0
         self._seq = itertools.count()
+        # A restarted worker with the same id (a pod name) must not overwrite its earlier files.
+        self._run = secrets.token_hex(3)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -132,10 +135,11 @@ class ParquetLog:
         self.files: list[str] = []  # written by this log, newest last (bounded below)
 
     def append(self, record: Record) -> bool:
-        """Queue *record*; ``False`` (and counted as dropped) when the queue is full."""
+        """Queue *record*; ``False`` (and counted as dropped) when the queue is full or the log
+        is closed."""
         full = wake = False
         with self._lock:
-            if self._rows + record.rows > self.max_rows:
+            if self._stop.is_set() or self._rows + record.rows > self.max_rows:
                 self.dropped += record.rows
                 full = True
             else:
@@ -162,7 +166,8 @@ class ParquetLog:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
-            self._thread = None
+            if not self._thread.is_alive():  # else it is still writing: never two writers
+                self._thread = None
         else:
             self.flush()
 
@@ -184,14 +189,15 @@ class ParquetLog:
             groups.setdefault((record.deployment, day), []).append(record)
         for (deployment, day), group in groups.items():
             path = (f"{self.uri}/{self.kind}/deployment={deployment}/date={day}/"
-                    f"{self.worker_id}-{next(self._seq):06d}.parquet")
+                    f"{self.worker_id}-{self._run}-{next(self._seq):06d}.parquet")
             try:
                 self._write(path, group)
             except Exception as exc:  # a log never takes the server down
                 rows = sum(r.rows for r in group)
                 logger.warning("%s log: writing %d rows to %s failed (%s: %s); dropped",
                                self.kind, rows, path, type(exc).__name__, exc)
-                self.dropped += rows
+                with self._lock:
+                    self.dropped += rows
                 if self._on_drop is not None:
                     self._on_drop(rows, "write_failed")
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import math
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from mlcycle.deploy import DeploymentService, DeploymentStatus
-from mlcycle.errors import NotFoundError
+from mlcycle.errors import NotFoundError, RevisionConflict
 from mlcycle.registry import RegistryService
 from mlcycle.server.deps import Deployments, Registry, Service
 from mlcycle.server.ui._app import PageRoute, render
@@ -104,20 +105,36 @@ def deployment(request: Request, service: Service, store: Deployments, registry:
 
 
 @router.post("/deployments/{name}/promote")
-def promote(request: Request, service: Service, store: Deployments, registry: Registry,
-            name: str) -> Response:
+async def promote(request: Request, service: Service, store: Deployments, registry: Registry,
+                  name: str) -> Response:
     check_access(request, write=True)
+    await _unchanged(request, store, name)
     _service(service, store, registry).promote(name, actor=ACTOR, reason="promoted in the web UI")
     return RedirectResponse(f"/deployments/{name}", status_code=303)
 
 
 @router.post("/deployments/{name}/rollback")
-def rollback(request: Request, service: Service, store: Deployments, registry: Registry,
-             name: str) -> Response:
+async def rollback(request: Request, service: Service, store: Deployments, registry: Registry,
+                   name: str) -> Response:
     check_access(request, write=True)
+    await _unchanged(request, store, name)
     _service(service, store, registry).rollback(name, actor=ACTOR,
                                                 reason="rolled back in the web UI")
     return RedirectResponse(f"/deployments/{name}", status_code=303)
+
+
+async def _unchanged(request: Request, store: Any, name: str) -> None:
+    """The button acts on the state the user saw and confirmed: if the deployment changed
+    since (the controller stepped, a retraining started another canary), refuse."""
+    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    seen = form["revision"][0] if form.get("revision") else None
+    current = store.get_deployment(name).revision
+    if seen is not None and str(seen) != str(current):
+        raise RevisionConflict(
+            f"deployment {name!r} changed since the page was shown (revision {seen}, now "
+            f"{current}); look again before you decide", details={"field": "revision",
+                                                                  "expected": str(seen),
+                                                                  "actual": current})
 
 
 def _service(service: Any, store: Any, registry: Any) -> DeploymentService:

@@ -2,7 +2,9 @@
 
 A browser cannot send an ``Authorization`` header on a link, so ``/login`` checks the token once
 and keeps it in an HTTP-only cookie with ``SameSite=Strict`` (another site's form cannot post
-with it, which is what keeps the promote and rollback buttons from being triggered elsewhere).
+with it). Writes (the promote and rollback buttons) also refuse a request the browser marks as
+coming from another site (``Sec-Fetch-Site``, else ``Origin``), which keeps another page from
+posting them to a server running without tokens on a developer's machine.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ def check_access(request: Request, *, write: bool = False) -> None:
     """Raise :class:`LoginRequired` without a valid token in the cookie, and
     :class:`~mlcycle.errors.PermissionDenied` (shown as a page) for a read-only token asked
     to write."""
+    if write:
+        _same_site(request)
     policy: TokenPolicy = request.app.state.tokens
     if not policy.enabled:
         return
@@ -43,6 +47,16 @@ def check_access(request: Request, *, write: bool = False) -> None:
     except AuthError:
         here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(here) from None
+
+
+def _same_site(request: Request) -> None:
+    site = request.headers.get("sec-fetch-site")
+    origin = request.headers.get("origin")
+    here = f"{request.url.scheme}://{request.url.netloc}"
+    if (site is not None and site not in ("same-origin", "none")) or (
+            site is None and origin is not None and origin != here):
+        raise PermissionDenied("this change must be made from this server's own pages",
+                               details={"field": "Origin"})
 
 
 def safe_next(value: str | None) -> str:

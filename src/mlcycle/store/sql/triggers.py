@@ -44,6 +44,8 @@ from mlcycle.types import UNSET, JSONValue, Unset
 __all__ = ["SqlTriggerStore"]
 
 _MAX_RESULTS = 10_000
+#: Seconds after which a retraining still marked ``running`` is taken as abandoned.
+STALE_RUN_S = 6 * 3600
 
 
 class SqlTriggerStore(SqlStore, TriggerStore):
@@ -144,6 +146,7 @@ class SqlTriggerStore(SqlStore, TriggerStore):
             if trigger is None:
                 raise _not_found(run.trigger)
             row = _run_row(run) | {"deployment": trigger.deployment, "started_at": started}
+            self._abandon_stale(conn, trigger.deployment, started)
             reason = self._cooling(conn, run.trigger, run.started_at, cooldown_s)
             if reason is None:
                 try:
@@ -156,6 +159,18 @@ class SqlTriggerStore(SqlStore, TriggerStore):
             skipped = {**row, "status": "skipped", "reason": reason, "ended_at": started}
             run_id = conn.execute(insert(r).values(**skipped).returning(r.c.run_id)).scalar_one()
         return _run(_Row({**skipped, "run_id": run_id}))
+
+    @staticmethod
+    def _abandon_stale(conn: Any, deployment: str, now_ms: int) -> None:
+        """A run still ``running`` after :data:`STALE_RUN_S` was abandoned (its process died
+        mid-retraining): mark it ``failed`` so that it stops blocking the deployment."""
+        r = t.trigger_runs
+        conn.execute(update(r).where(
+            r.c.deployment == deployment, r.c.status == "running",
+            r.c.started_at < now_ms - STALE_RUN_S * 1000,
+        ).values(status="failed", ended_at=now_ms,
+                 reason=f"abandoned: still running after {STALE_RUN_S // 3600} h (its process "
+                        "stopped mid-retraining)"))
 
     @staticmethod
     def _cooling(conn: Any, trigger: str, at: datetime, cooldown_s: int) -> str | None:
