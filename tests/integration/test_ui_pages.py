@@ -273,3 +273,20 @@ def test_deployment_buttons_act_on_what_was_shown_and_only_from_this_site(home: 
         assert check.deployments.get("web").stable_version == 2
     finally:
         check.close()
+
+
+def test_artifact_links_survive_odd_file_names(home: Path) -> None:
+    client = mc.Client(settings=mc.Settings(home=home))
+    try:
+        with client.start_run(experiment="exp", name="odd", log_system=False) as run:
+            run.log_text("hello", "notes/odd name #1?.txt")
+    finally:
+        client.close()
+    with TestClient(create_app(mc.Settings(home=home))) as web:
+        listing = web.get(f"/runs/{run.run_id}?prefix=notes").text
+        link = re.search(r'href="(/runs/[^"]+/artifacts/[^"]+)"', listing)
+        assert link and "%23" in link.group(1) and "%3F" in link.group(1)
+        page = web.get(link.group(1).replace("&amp;", "&"))
+        assert page.status_code == 200 and "hello" in page.text
+        raw = re.search(r'href="(/runs/[^"]+/raw/[^"]+)" download', page.text)
+        assert raw and web.get(raw.group(1)).text == "hello"
