@@ -30,7 +30,7 @@ from mlcycle.errors import NotFoundError, ServingError
 from mlcycle.monitoring import LogWindow
 
 __all__ = ["LoopSummary", "ModelServer", "TrafficSummary", "close_the_loop", "model_server",
-           "send_traffic"]
+           "run_canary", "send_traffic", "wait_logged"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +187,24 @@ def close_the_loop(client: mc.Client, server: ModelServer, *, deployment: str, d
     return LoopSummary(found, run.result.status, fired.status, fired.reason,
                        fired.model_version, gates_summary, outcome, reason, accuracy_before,
                        after)
+
+
+def wait_logged(monitors: Any, monitor: str, window: LogWindow, rows: int,
+                timeout: float = 120.0) -> None:
+    """Until monitor *monitor*'s logs hold *rows* answered rows with labels in *window*."""
+    def logged() -> bool:
+        frame = monitors.read_window(monitors.get(monitor), window)
+        return bool(frame.height >= rows and frame["label"].is_not_null().sum() >= rows)
+
+    _until(logged, timeout, f"{rows} rows and their labels to reach the logs")
+
+
+def run_canary(client: mc.Client, server: ModelServer, deployment: str,
+               candidate: int | None, frame: pd.DataFrame, labels: pd.Series,
+               timeout: float) -> tuple[str, str, float | None]:
+    """*frame* and *labels* as traffic and feedback, again and again, until the controller
+    promotes or rolls back the canary: (outcome, the event's reason, the stable's accuracy)."""
+    return _run_canary(client, server, deployment, candidate, frame, labels, timeout)
 
 
 def _run_canary(client: mc.Client, server: ModelServer, deployment: str,
