@@ -179,7 +179,7 @@ class Month:
 @dataclass
 class Story:
     months: list[Month] = field(default_factory=list)
-    retrained: str = ""
+    retrainings: list[str] = field(default_factory=list)
 
 
 def _prepare(console: Console, frame: pd.DataFrame) -> tuple[Any, tuple[Any, ...]]:
@@ -260,7 +260,7 @@ def _replay(console: Console, client: mc.Client, server: ModelServer,
                 + (f", drifted: {_drift(found)}" if found
                    else f"; no feature drifted (largest: {_drift(scores, 2)})"))
         console.print(line, soft_wrap=True)
-        if run.alert is None or story.retrained:
+        if run.alert is None:  # alerts fire on a change of status
             continue
         # The newest labelled rows the retraining never sees: what the gates judge on.
         recent = mc.data.ingest(RECENT, held[[*FEATURES, TARGET]],
@@ -275,18 +275,18 @@ def _replay(console: Console, client: mc.Client, server: ModelServer,
             gates = str(done.gates.get("summary", "-")).splitlines()[0] if done.gates else "-"
             if done.status != "succeeded":
                 month.action = f"retraining {done.status}"
-                story.retrained = f"{done.status}: {done.reason}; {gates}"
+                story.retrainings.append(
+                    f"{name}: trigger run {done.run_id} {done.status}: {done.reason}; {gates}")
                 console.print(f"  retraining {done.status}: {done.reason}")
                 continue
             canary = held.head(200)
             outcome, reason, after = run_canary(client, server, DEPLOYMENT, done.model_version,
                                                 canary[FEATURES], canary[TARGET], 180.0)
         month.action = f"v{done.model_version} {outcome}"
-        story.retrained = (f"trigger run {done.run_id} ({done.reason}) trained "
-                           f"v{done.model_version}; on {recent.ref} (held-out {name} flights) "
-                           f"{gates}; canary {outcome}"
-                           + ("" if after is None else f" (accuracy {_pct(after)})")
-                           + f": {reason}")
+        story.retrainings.append(
+            f"{name}: trigger run {done.run_id} trained v{done.model_version}; "
+            f"on {recent.ref} (held-out {name} flights) {gates}; canary {outcome}"
+            + ("" if after is None else f" (accuracy {_pct(after)})") + f": {reason}")
         console.print(f"  alert → trigger run {done.run_id}: v{done.model_version}, "
                       f"{gates}; canary [bold]{outcome}[/]: {reason}", soft_wrap=True)
     return story
@@ -424,7 +424,8 @@ def _summary(console: Console, client: mc.Client, story: Story, metrics: dict[st
                   + ", ".join(f"v{v.version}" for v in versions) + f"; deployment {DEPLOYMENT} "
                   f"stable v{deployment.stable_version} (previous "
                   f"v{deployment.previous_version})")
-    console.print(f"retraining: {story.retrained or 'not triggered'}", soft_wrap=True)
+    for line in story.retrainings or ["not triggered"]:
+        console.print(f"retraining: {line}", soft_wrap=True)
     events = client.deployments.history(DEPLOYMENT, max_results=8)
     console.print("events: " + "; ".join(f"{e.kind} by {e.actor}" for e in reversed(events)),
                   soft_wrap=True)
