@@ -260,7 +260,7 @@ def _replay(console: Console, client: mc.Client, server: ModelServer,
                 + (f", drifted: {_drift(found)}" if found
                    else f"; no feature drifted (largest: {_drift(scores, 2)})"))
         console.print(line, soft_wrap=True)
-        if run.alert is None:  # alerts fire on a change of status
+        if run.alert is None or run.alert.status != "alert":  # on a change to alert
             continue
         # The newest labelled rows the retraining never sees: what the gates judge on.
         recent = mc.data.ingest(RECENT, held[[*FEATURES, TARGET]],
