@@ -85,7 +85,7 @@ class DeploymentRuntime:
                  load: Callable[[str, int], PyFuncModel], *, batch: BatchSettings,
                  metrics: ServingMetrics, worker_id: str | None = None,
                  poll_interval: float = 0.5, report_interval: float = 1.0,
-                 warm: bool = True) -> None:
+                 warm: bool = True, startup_timeout: float = 60.0) -> None:
         self.deployment = deployment
         self.model_name = deployment
         self.table: RoutingTable | None = None
@@ -94,6 +94,7 @@ class DeploymentRuntime:
         self.rollout = -1
         self._service, self._load, self._batch, self._metrics = service, load, batch, metrics
         self._poll, self._report_every, self._warm = poll_interval, report_interval, warm
+        self._startup_timeout = startup_timeout
         self._loaded: dict[int, ServedVersion] = {}
         self._failed: dict[int, float] = {}  # version -> when its load failed
         self._task: asyncio.Task[None] | None = None
@@ -102,11 +103,18 @@ class DeploymentRuntime:
         self._started = datetime.now(UTC).isoformat()
 
     async def start(self) -> None:
-        """Check that the deployment exists (a clear error at start-up if not), then load its
-        versions in the background: the app is ready once the stable one is warm."""
+        """Check that the deployment exists (a clear error at start-up if not), then follow it
+        in the background; returns once the stable version is warm (or after
+        *startup_timeout* seconds: the app is ready once it is)."""
         current = await asyncio.to_thread(self._service.get, self.deployment)
         self.model_name = current.model
         self._task = asyncio.create_task(self._follow(current))
+        # Wait (bounded) for the stable version: a worker that shares its listening socket
+        # with others accepts connections only once started, so none answers 503 while the
+        # others are ready. A version that does not load in time leaves the worker up, unready.
+        deadline = time.monotonic() + self._startup_timeout
+        while self.table is None and time.monotonic() < deadline and not self._task.done():
+            await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
         """Stop following; a last report says this worker is gone (with what it counted), so
