@@ -100,8 +100,9 @@ def test_safe_conversions_reorder_and_extra_columns() -> None:
     assert list(out.columns) == ["x", "n", "c"]  # signature order, extra column dropped
     assert out["x"].dtype == np.float32 and out["n"].dtype == np.int64
     assert isinstance(out["c"].dtype, pd.CategoricalDtype)
+    assert sig.validate(given.assign(n=np.array([1, 2], dtype="uint64")))["n"].tolist() == [1, 2]
     with pytest.raises(SignatureMismatch, match="column 'n': expected int64, got uint64"):
-        sig.validate(given.assign(n=np.array([1, 2], dtype="uint64")))
+        sig.validate(given.assign(n=np.array([1, 2**63], dtype="uint64")))  # 2**63 won't fit
 
 
 def test_any_input_format_reaches_the_model_in_its_own() -> None:
@@ -195,3 +196,14 @@ def test_requests_the_fast_path_refuses_get_the_full_explanation(
     assert err.value.details["field"] == column
     if expected is not None:
         assert err.value.details["expected"] == expected
+
+
+def test_a_narrower_int_column_takes_wider_ints_whose_values_fit() -> None:
+    # pandas' .dt.day_of_week is int32; JSON integers arrive as int64.
+    sig = infer_signature(pd.DataFrame({"day": pd.Series([0, 6], dtype="int32")}))
+    assert sig.inputs[0].type == "int32"
+    for data in ({"day": [3, 5]}, pd.DataFrame({"day": np.array([1, 2], dtype="int64")}),
+                 pl.DataFrame({"day": [4, 0]}, schema={"day": pl.Int64})):
+        assert str(sig.validate(data)["day"].dtype) == "int32"
+    with pytest.raises(SignatureMismatch, match=r"'day'.*expected int32, got int64"):
+        sig.validate({"day": [1, 2**40]})  # a value int32 cannot hold

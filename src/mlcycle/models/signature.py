@@ -22,7 +22,7 @@ signature saved from a pandas example validates a polars frame.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -355,6 +355,22 @@ def _converts(got: str, expected: str) -> bool:
     return g == "bool" and e in ("int", "float")
 
 
+def _bounds(series: pl.Series | pd.Series) -> tuple[Any, Any]:
+    """A column's (min, max), ``(None, None)`` without values."""
+    low, high = series.min(), series.max()
+    return (None, None) if low is None or pd.isna(low) else (low, high)
+
+
+def _values_fit(got: str, expected: str, bounds: Callable[[], tuple[Any, Any]]) -> bool:
+    if not (_kind(got) == _kind(expected) == "int"):
+        return False
+    low, high = bounds()
+    if low is None or high is None:  # no values: nothing that could not fit
+        return True
+    info = np.iinfo(np.dtype(expected))
+    return bool(info.min <= int(low) and int(high) <= info.max)
+
+
 def _int_fits(got: str, expected: str) -> bool:
     got_info, exp_info = np.iinfo(np.dtype(got)), np.iinfo(np.dtype(expected))
     return bool(exp_info.min <= got_info.min and got_info.max <= exp_info.max)
@@ -466,8 +482,12 @@ def _check_present(inputs: Sequence[ColumnSpec], columns: Sequence[str]) -> None
         )
 
 
-def _check_column(spec: ColumnSpec, got: str, nulls: int) -> None:
-    if not _converts(got, spec.type):
+def _check_column(spec: ColumnSpec, got: str, nulls: int,
+                  bounds: Callable[[], tuple[Any, Any]] | None = None) -> None:
+    """*bounds* gives the column's (min, max): a wider int column (JSON integers arrive as
+    int64) still feeds a narrower one when every value fits it."""
+    if not _converts(got, spec.type) and not (
+            bounds is not None and _values_fit(got, spec.type, bounds)):
         raise _mismatch(spec.name, spec.type, got)
     if nulls and not spec.nullable:
         raise SignatureMismatch(
@@ -485,7 +505,7 @@ def _validate_polars(inputs: Sequence[ColumnSpec], frame: pl.DataFrame) -> pl.Da
         got = _polars_type(series)
         if series.dtype == pl.Null:
             got = spec.type  # an all-null column carries no type: only nullability matters
-        _check_column(spec, got, _polars_nulls(series))
+        _check_column(spec, got, _polars_nulls(series), functools.partial(_bounds, series))
         out.append(_cast(series, spec, got))
     return pl.DataFrame(out)
 
@@ -505,7 +525,7 @@ def _validate_pandas(inputs: Sequence[ColumnSpec], frame: pd.DataFrame) -> pd.Da
             )
         nulls = int(series.isna().sum())
         got = spec.type if nulls == len(series) and series.dtype == object else _pandas_type(series)
-        _check_column(spec, got, nulls)
+        _check_column(spec, got, nulls, functools.partial(_bounds, series))
         out[spec.name] = _cast_pandas(series, spec, got)
     return pd.DataFrame(out, index=frame.index)
 
