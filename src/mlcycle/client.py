@@ -482,7 +482,8 @@ class Client:
                        store: bool = True) -> tuple[Any, Any]:
         """Evaluate a model on a holdout; returns ``(EvaluationResult, GateReport | None)``.
 
-        *data*: a dataset version ref (its segments apply unless *segments* is given) or a
+        *data*: a dataset version ref (its segments, or those of the data it was prepared
+        from, apply unless *segments* is given) or a
         frame. *baseline*: the alias whose version the candidate is compared with on the same
         rows (skipped when the alias is missing). *gates*: a GateSet or its
         YAML text. With *store*, the result and the gate report are kept on the model version.
@@ -499,7 +500,7 @@ class Client:
             data_ref = version.ref
             frame = self.data.load(version, format="pandas")
             if segments is None:
-                segments = dict(self.data.get_dataset(version.dataset).segments)
+                segments = self.data.segments_for(version)
         baseline_model = None
         if baseline and candidate is not None:
             try:

@@ -206,6 +206,14 @@ def test_prepare_records_splits_and_quarantine(csv: Path) -> None:
     assert versions["quarantine"].role == "quarantine"
     assert v.version == 1
 
+    # A split takes the segments of the data it was prepared from, unless it has its own.
+    client = mc.get_client()
+    assert client.data.segments_for(versions["test"]) == {}
+    mc.data.set_segments("orders", {"eu": "region = 'EU'"})
+    assert client.data.segments_for(versions["test"].ref) == {"eu": "region = 'EU'"}
+    mc.data.set_segments("orders.test", {"big": "amount > 100"})
+    assert client.data.segments_for(versions["test"]) == {"big": "amount > 100"}
+
 
 def test_raw_files_are_versioned_and_checked_out(tmp_path: Path) -> None:
     folder = tmp_path / "images"

@@ -271,7 +271,7 @@ class CiRunner:
         p, client = self.project, self.client
         holdout_version = client.data.get_version(p.holdout_ref)
         holdout = client.data.load(holdout_version, format="pandas")
-        segments = dict(client.data.get_dataset(holdout_version.dataset).segments)
+        segments = client.data.segments_for(holdout_version)
         model = client.load_model(source)
         baseline = client.load_model(production.uri) if production is not None else None
         with self._timed() as took:

@@ -379,6 +379,22 @@ class DataService:
         ds = self.store.get_dataset(check_name(name))
         return [Segment(k, v) for k, v in ds.segments.items()]
 
+    def segments_for(self, ref: str | DatasetVersion) -> dict[str, str]:
+        """The segments that apply to a dataset version: its dataset's, else those of the
+        nearest ancestor that has some (a prepared split takes its source's)."""
+        seen: set[str] = set()
+        todo = [self.get_version(ref)]
+        while todo:
+            version = todo.pop(0)
+            if version.ref in seen:
+                continue
+            seen.add(version.ref)
+            segments = dict(self.store.get_dataset(version.dataset).segments)
+            if segments:
+                return segments
+            todo.extend(self.get_version(parent) for parent in version.parents)
+        return {}
+
     def validate(self, data: Any, contract: Any = None, *, dataset: str | None = None,
                  segments: Any = None, max_examples: int = 5) -> Any:
         """Validate a version ref or a frame against a contract.

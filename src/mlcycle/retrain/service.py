@@ -310,7 +310,7 @@ class TriggerService:
         client = self.client
         ref = client.data.get_version(trig.evaluation_data or trig.dataset)
         frame = client.data.load(ref, format="pandas")
-        segments = dict(client.data.get_dataset(ref.dataset).segments)
+        segments = client.data.segments_for(ref)
         stable = client.deployments.get(trig.deployment).stable_version
         candidate = client.load_model(version.uri)
         baseline = client.load_model(f"models:/{version.name}/{stable}")
