@@ -47,6 +47,7 @@ LOWER_IS_WORSE: Final = ("accuracy", "f1", "roc_auc")
 HIGHER_IS_WORSE: Final = ("rmse", "mae", "error_rate", "latency_p50_ms", "latency_p95_ms",
                           "latency_p99_ms", "drift_share")
 _SETTINGS: Final = ("min_labelled", "drift")
+_SEGMENT_KEY: Final = re.compile(r"\[[^\[\]]+\]$")
 _KEYS: Final = ("deployment", "checks", "window", "interval", "task", "reference", "segments",
                 "thresholds", "webhook", "enabled", "description")
 _DURATION_RE = re.compile(r"^(\d{1,9})\s*(s|m|h|d)$")
@@ -67,7 +68,8 @@ def parse_duration(value: Any, field: str) -> int:
 
 class Thresholds:
     """The limits of a monitor's ``thresholds`` mapping, checked: ``level(metric, value)``
-    says ``"ok"``, ``"warning"`` or ``"alert"``."""
+    says ``"ok"``, ``"warning"`` or ``"alert"``. A key ``metric[segment]`` (``"accuracy[origin
+    EWR]"``) sets that segment's own limits; other segments use the metric's."""
 
     def __init__(self, data: Mapping[str, Any] | None) -> None:
         data = dict(data or {})
@@ -75,7 +77,8 @@ class Thresholds:
         known = (*LOWER_IS_WORSE, *HIGHER_IS_WORSE, *_SETTINGS)
         for key, value in data.items():
             field = f"thresholds.{key}"
-            if key not in known:
+            metric = _SEGMENT_KEY.sub("", key) if isinstance(key, str) else key
+            if metric not in known or (metric != key and metric in _SETTINGS):
                 raise InvalidInputError(
                     f"{field}: unknown metric{did_you_mean(str(key), known)}; known: "
                     f"{', '.join(known)}", details={"field": field})
@@ -95,12 +98,12 @@ class Thresholds:
                                             details={"field": f"{field}.{level}"})
             warning, alert = value.get("warning"), value.get("alert")
             if warning is not None and alert is not None and (
-                    (key in LOWER_IS_WORSE and warning < alert)
-                    or (key in HIGHER_IS_WORSE and warning > alert)):
-                side = "above" if key in LOWER_IS_WORSE else "below"
+                    (metric in LOWER_IS_WORSE and warning < alert)
+                    or (metric in HIGHER_IS_WORSE and warning > alert)):
+                side = "above" if metric in LOWER_IS_WORSE else "below"
                 raise InvalidInputError(
                     f"{field}: the warning level must be {side} the alert level for "
-                    f"{key}, got warning {warning} and alert {alert}",
+                    f"{metric}, got warning {warning} and alert {alert}",
                     details={"field": f"{field}.warning"})
             self.limits[key] = (None if warning is None else float(warning),
                                 None if alert is None else float(alert))
@@ -124,10 +127,11 @@ class Thresholds:
             raise InvalidInputError(f"thresholds.drift: {exc.message}", details={
                 "field": f"thresholds.drift.{key}" if key else "thresholds.drift"}) from None
 
-    def level(self, metric: str, value: float | None) -> str:
-        """``"alert"``, ``"warning"`` or ``"ok"`` for *value* of *metric* (``ok`` without
-        limits or a value)."""
-        limits = self.limits.get(metric)
+    def level(self, metric: str, value: float | None, segment: str = "") -> str:
+        """``"alert"``, ``"warning"`` or ``"ok"`` for *value* of *metric* in *segment* (its
+        own limits, else the metric's; ``ok`` without limits or a value)."""
+        limits = self.limits.get(f"{metric}[{segment}]") if segment else None
+        limits = limits or self.limits.get(metric)
         if limits is None or value is None:
             return "ok"
         warning, alert = limits

@@ -267,7 +267,7 @@ class MonitorService:
                 continue
             levels.append("ok")
             for metric, value in quality.metrics.items():
-                level = thresholds.level(metric, value)
+                level = thresholds.level(metric, value, segment)
                 levels.append(level)
                 if level != "ok":
                     reasons.append(f"{metric}{suffix} {value:.4g} ({level})")
@@ -288,7 +288,7 @@ class MonitorService:
                 continue
             levels.append("ok")
             for metric, value in values.items():
-                level = thresholds.level(metric, value)
+                level = thresholds.level(metric, value, segment)
                 levels.append(level)
                 if level != "ok":
                     reasons.append(f"{metric}{suffix} {value:.4g} ({level})")
