@@ -126,6 +126,16 @@ class Settings(BaseSettings):
         return f"{self.resolved_artifact_uri.rstrip('/')}/logs"
 
 
+def redact_uri(uri: str) -> str:
+    """*uri* fit to print: a password in it (``scheme://user:secret@host``) shown as ``***``."""
+    scheme, sep, rest = uri.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return uri
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment and ``mlcycle.yaml``, with *overrides* on top."""
     return Settings(**overrides)

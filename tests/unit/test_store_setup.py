@@ -9,7 +9,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from mlcycle.config import Settings
+from mlcycle.config import Settings, redact_uri
 from mlcycle.errors import InvalidInputError, StoreError
 from mlcycle.store.artifacts import FsspecArtifactStore, digest_bytes
 from mlcycle.store.sql import connect
@@ -84,3 +84,13 @@ def test_a_corrupted_object_is_detected_on_download(tmp_path: Path) -> None:
 def test_digests_are_checked_before_touching_paths(tmp_path: Path, digest: str) -> None:
     with pytest.raises(InvalidInputError, match="digest"):
         FsspecArtifactStore(str(tmp_path)).open(digest)
+
+
+@pytest.mark.parametrize(("uri", "shown"), [
+    ("postgresql+psycopg://ml:s3:cr@et@db:5432/ml", "postgresql+psycopg://ml:***@db:5432/ml"),
+    ("postgresql://ml@db/ml", "postgresql://ml@db/ml"),
+    ("sqlite:////home/me/.mlcycle/mlcycle.db", "sqlite:////home/me/.mlcycle/mlcycle.db"),
+    ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+])
+def test_a_uri_is_printed_without_its_password(uri: str, shown: str) -> None:
+    assert redact_uri(uri) == shown

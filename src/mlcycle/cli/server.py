@@ -11,7 +11,7 @@ import typer
 
 from mlcycle.cli.context import cli_context
 from mlcycle.cli.output import err_console, print_error
-from mlcycle.config import Settings, load_settings
+from mlcycle.config import Settings, load_settings, redact_uri
 from mlcycle.errors import InvalidInputError
 
 __all__ = ["APP_FACTORY", "serve", "worker_environment"]
@@ -48,7 +48,8 @@ def serve(
     _require("fastapi")
     err_console.print(
         f"mlcycle server on http://{host}:{port} "
-        f"(tracking {settings.resolved_tracking_uri}, artifacts {settings.resolved_artifact_uri})",
+        f"(tracking {redact_uri(settings.resolved_tracking_uri)}, "
+        f"artifacts {settings.resolved_artifact_uri})",
         soft_wrap=True, markup=False,
     )
     if workers == 1:

@@ -10,7 +10,7 @@ import typer
 from mlcycle.cli.context import cli_context
 from mlcycle.cli.output import err_console
 from mlcycle.cli.server import _check_database, _require
-from mlcycle.config import load_settings
+from mlcycle.config import load_settings, redact_uri
 
 __all__ = ["ui"]
 
@@ -32,6 +32,6 @@ def ui(
     from mlcycle.server.app import create_app
 
     err_console.print(f"mlcycle UI on http://127.0.0.1:{port} "
-                      f"(tracking {settings.resolved_tracking_uri}); Ctrl-C stops it",
+                      f"(tracking {redact_uri(settings.resolved_tracking_uri)}); Ctrl-C stops it",
                       soft_wrap=True, markup=False)
     uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
