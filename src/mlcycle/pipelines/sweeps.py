@@ -425,11 +425,18 @@ def sweep(
             folder = Path(client.settings.home).resolve() / "sweeps"
             folder.mkdir(parents=True, exist_ok=True)
             journal = str(folder / f"{parent.run_id}.journal")
-            study = optuna.create_study(storage=_storage(journal), sampler=sampler_obj,
-                                        pruner=pruner_obj, study_name=parent.run_id,
-                                        direction=direction)  # type: ignore[arg-type]
-            records = _drive(client, parent, pool, study, objective, distributions, n_trials,
-                             metric, journal, pruner_obj)
+            # Optuna's own INFO lines (study created, each trial finished) repeat what the
+            # runs record: quiet for the sweep, the caller's verbosity restored after.
+            verbosity = optuna.logging.get_verbosity()
+            optuna.logging.set_verbosity(max(verbosity, optuna.logging.WARNING))
+            try:
+                study = optuna.create_study(storage=_storage(journal), sampler=sampler_obj,
+                                            pruner=pruner_obj, study_name=parent.run_id,
+                                            direction=direction)  # type: ignore[arg-type]
+                records = _drive(client, parent, pool, study, objective, distributions,
+                                 n_trials, metric, journal, pruner_obj)
+            finally:
+                optuna.logging.set_verbosity(verbosity)
             result = _conclude(parent, records, direction, metric, journal)
     finally:
         if owned:
