@@ -101,8 +101,23 @@ def test_a_candidate_failing_more_than_a_sample_allows_rolls_back_early() -> Non
 def test_slower_p95_rolls_back() -> None:
     v = decide(served(1000, latency=0.004), served(100, latency=0.03), config=CONFIG, step=0)
     assert v.action == "rollback" and "p95" in v.reason
-    assert v.details["stable"]["p95_s"] == 0.005 and v.details["candidate"]["p95_s"] == 0.05
-    assert v.details["latency_limit_s"] == pytest.approx(0.01)
+    # 95 % of the way through the 2-5 ms and the 20-50 ms buckets
+    assert v.details["stable"]["p95_s"] == pytest.approx(0.00485)
+    assert v.details["candidate"]["p95_s"] == pytest.approx(0.0485)
+    assert v.details["latency_limit_s"] == pytest.approx(0.00985)
+
+
+def test_p95_is_interpolated_inside_its_bucket() -> None:
+    stats = VersionStats()
+    for latency in [0.06] * 50 + [0.15] * 50:  # half in 50-100 ms, half in 100-200 ms
+        stats.observe(latency)
+    assert stats.latency_quantile(0.5) == pytest.approx(0.1)
+    assert stats.latency_quantile(0.95) == pytest.approx(0.19)
+    assert stats.latency_quantile(0.25) == pytest.approx(0.075)
+    slow = VersionStats()
+    slow.observe(60.0)  # above the last bound
+    assert slow.latency_quantile(0.95) == float("inf")
+    assert VersionStats().latency_quantile(0.95) is None
 
 
 def test_latency_within_the_slack_passes() -> None:
