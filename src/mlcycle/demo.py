@@ -40,6 +40,7 @@ from rich.console import Console
 from rich.table import Table
 
 import mlcycle as mc
+from mlcycle.config import redact_uri
 from mlcycle.demo_serving import LoopSummary, close_the_loop, model_server, serve_production
 from mlcycle.monitoring import LogWindow
 
@@ -192,7 +193,8 @@ def main(argv: list[str] | None = None) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the trials are runs: no log lines
     console = Console()
     client = mc.get_client()
-    console.print(f"[bold]mlcycle demo[/] — tracking to [cyan]{client.tracking_uri}[/]")
+    console.print(f"[bold]mlcycle demo[/] — tracking to "
+                  f"[cyan]{redact_uri(client.tracking_uri)}[/]")
     started = time.perf_counter()
     mc.set_experiment(EXPERIMENT)
     with mc.start_run(name="demo", tags={"dataset": DATASET}) as demo:

@@ -13,7 +13,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -98,29 +99,43 @@ def model_server(client: mc.Client, deployment: str, *, timeout: float = 60.0
         errors.close()
 
 
-def send_traffic(server: ModelServer, frame: pd.DataFrame, labels: Any) -> list[str]:
-    """Each row of *frame* as its own ``/predict`` request, then every label as feedback;
-    the request ids."""
-    ids = []
-    for record in frame.to_dict(orient="records"):
+def send_traffic(server: ModelServer, frame: pd.DataFrame, labels: Any, *,
+                 concurrency: int = 1, progress: Callable[[int], None] | None = None
+                 ) -> list[str]:
+    """Each row of *frame* as its own ``/predict`` request (*concurrency* clients at once, as
+    independent callers would send them; the server micro-batches what arrives together), then
+    every label as feedback; the request ids, in row order. *progress* is told how many rows
+    each finished request answered."""
+    records = frame.to_dict(orient="records")
+
+    def one(record: dict[str, Any]) -> str:
         answer = server.http.post("/predict", json=[record])
         answer.raise_for_status()
-        ids.append(answer.headers["x-request-id"])
+        if progress is not None:
+            progress(1)
+        return str(answer.headers["x-request-id"])
+
+    if concurrency <= 1:
+        ids = [one(record) for record in records]
+    else:
+        with ThreadPoolExecutor(concurrency, thread_name_prefix="traffic") as pool:
+            ids = list(pool.map(one, records))
     feedback = [{"request_id": rid, "label": int(label)}
                 for rid, label in zip(ids, labels, strict=True)]
-    server.http.post("/feedback", json=feedback).raise_for_status()
+    for start in range(0, len(feedback), 5_000):
+        server.http.post("/feedback", json=feedback[start:start + 5_000]).raise_for_status()
     return ids
 
 
 def serve_production(client: mc.Client, server: ModelServer, name: str, version: int,
-                     frame: pd.DataFrame, labels: Any, *, timeout: float = 60.0
-                     ) -> TrafficSummary:
+                     frame: pd.DataFrame, labels: Any, *, timeout: float = 60.0,
+                     concurrency: int = 1) -> TrafficSummary:
     """Wait for *version* to be live, send *frame* and *labels*, and sum up what the
     deployment counted and logged."""
     wait_switched(client, name, version, timeout)
     # Earlier servers of this deployment counted too: this run's share is the rest.
     before = client.deployments.status(name).stats.get(version, VersionStats())
-    sent = send_traffic(server, frame, labels)
+    sent = send_traffic(server, frame, labels, concurrency=concurrency)
     stats = _counted(client, name, version, before, len(sent), timeout)
     log_uri = client.settings.resolved_prediction_log_uri
     p95 = stats.latency_quantile(0.95)
@@ -182,7 +197,7 @@ def close_the_loop(client: mc.Client, server: ModelServer, *, deployment: str, d
                            accuracy_before, None)
 
     # The canary: more drifted traffic (with labels) until the controller decides.
-    outcome, reason, after = _run_canary(client, server, deployment, fired.model_version,
+    outcome, reason, after = run_canary(client, server, deployment, fired.model_version,
                                          unseen, unseen_labels, timeout)
     return LoopSummary(found, run.result.status, fired.status, fired.reason,
                        fired.model_version, gates_summary, outcome, reason, accuracy_before,
@@ -201,15 +216,9 @@ def wait_logged(monitors: Any, monitor: str, window: LogWindow, rows: int,
 
 def run_canary(client: mc.Client, server: ModelServer, deployment: str,
                candidate: int | None, frame: pd.DataFrame, labels: pd.Series,
-               timeout: float) -> tuple[str, str, float | None]:
+               timeout: float, *, concurrency: int = 1) -> tuple[str, str, float | None]:
     """*frame* and *labels* as traffic and feedback, again and again, until the controller
     promotes or rolls back the canary: (outcome, the event's reason, the stable's accuracy)."""
-    return _run_canary(client, server, deployment, candidate, frame, labels, timeout)
-
-
-def _run_canary(client: mc.Client, server: ModelServer, deployment: str,
-                candidate: int | None, frame: pd.DataFrame, labels: pd.Series,
-                timeout: float) -> tuple[str, str, float | None]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         d = client.deployments.get(deployment)
@@ -218,7 +227,7 @@ def _run_canary(client: mc.Client, server: ModelServer, deployment: str,
             outcome = ("promoted" if d.stable_version == candidate else "rolled back")
             stats = client.deployments.status(deployment).stats.get(d.stable_version)
             return outcome, event.reason, None if stats is None else stats.accuracy
-        send_traffic(server, frame, labels)
+        send_traffic(server, frame, labels, concurrency=concurrency)
     return "still in canary", f"no decision within {timeout:.0f} s", None
 
 
