@@ -157,6 +157,38 @@ def test_windows_last_n_versions_and_the_newest_label(client: mc.Client,
         LogWindow(last=0)
 
 
+def test_a_reader_never_sees_a_log_file_half_written(client: mc.Client, tmp_path: Path) -> None:
+    import threading
+
+    logs = str(tmp_path / "logs")
+    writer = ParquetLog(logs, "predictions", worker_id="w")
+    failures: list[BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:  # what a monitor does while the server writes
+        while not done.is_set():
+            try:
+                client.monitors.logs.read("web")
+            except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+                failures.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for i in range(60):
+            writer.append(PredictionRecord(
+                f"r{i}", T0.timestamp() + i, "web", "clf", "1", "stable",
+                {"age": list(range(2_000)), "income": [1.5] * 2_000, "region": ["EU"] * 2_000},
+                [0] * 2_000, 5.0, 200, 2_000))
+            writer.flush()  # one file each
+    finally:
+        done.set()
+        reader.join()
+    assert not failures, failures[:3]
+    assert client.monitors.logs.read("web").height == 120_000
+    assert not [p for p in (tmp_path / "logs").rglob("*") if p.name.endswith(".tmp")]
+
+
 def test_quality_per_segment_and_per_bucket(client: mc.Client, tmp_path: Path) -> None:
     frame = make_frame(240, seed=4)
     truth = frame["label"].to_numpy()

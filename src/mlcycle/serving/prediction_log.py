@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import secrets
 import threading
 from collections import deque
@@ -204,12 +205,21 @@ class ParquetLog:
     def _write(self, path: str, records: list[Record]) -> None:
         import fsspec
         import pyarrow.parquet as pq
+        from fsspec.implementations.local import LocalFileSystem
 
         table = _table(records)
         fs, local = fsspec.core.url_to_fs(path, **self.storage_options)
-        fs.makedirs(local.rsplit("/", 1)[0], exist_ok=True)
-        with fs.open(local, "wb") as f:
+        folder, name = local.rsplit("/", 1)
+        fs.makedirs(folder, exist_ok=True)
+        # A reader (a monitor) must never see half a file. An object store publishes an
+        # object whole when the upload completes; on a filesystem, write a name readers skip
+        # (they read *.parquet) and rename it: atomic within a folder.
+        atomic_put = not isinstance(fs, LocalFileSystem)
+        target = local if atomic_put else f"{folder}/.{name}.tmp"
+        with fs.open(target, "wb") as f:
             pq.write_table(table, f, compression="zstd")
+        if not atomic_put:
+            os.replace(target, local)
         self.files = [*self.files[-999:], path]
 
 
