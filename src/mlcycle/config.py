@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     serve_max_queue: int = Field(
         default=4096, ge=1, description="Model server: rows that may wait for the model; beyond "
         "it requests get 429 with Retry-After.")
+    serve_threads: int = Field(
+        default=1, ge=1, description="Model server: native threads (OpenMP, BLAS) a worker's "
+        "model may use per call. Requests run in parallel across workers; threads inside one "
+        "call of a few rows cost more than they give, and idle OpenMP threads spin on cores "
+        "other processes need.")
     serve_log: bool = Field(
         default=True, description="Model server: log every prediction and feedback label.")
     prediction_log_uri: str | None = Field(

@@ -57,6 +57,9 @@ def serve(
     max_queue: Annotated[int | None, typer.Option(
         min=1, help="Rows that may wait for the model before requests get 429 "
                     "[MLCYCLE_SERVE_MAX_QUEUE; 4096].")] = None,
+    threads: Annotated[int | None, typer.Option(
+        min=1, help="Native threads (OpenMP, BLAS) per worker for a model call "
+                    "[MLCYCLE_SERVE_THREADS; 1].")] = None,
 ) -> None:
     """Serve a model or a deployment: /v2 (Open Inference Protocol), /predict, /feedback and
     /metrics. Set MLCYCLE_SERVE_TOKEN to require a bearer token on predictions and feedback.
@@ -72,19 +75,20 @@ def serve(
     options = {"MLCYCLE_SERVE_MAX_BATCH_SIZE": max_batch_size,
                "MLCYCLE_SERVE_MAX_WAIT_MS": max_wait_ms, "MLCYCLE_SERVE_MAX_QUEUE": max_queue,
                "MLCYCLE_SERVE_NAME": name, MODEL_URI_VARIABLE: model_uri,
-               DEPLOYMENT_VARIABLE: deployment}
+               DEPLOYMENT_VARIABLE: deployment, "MLCYCLE_SERVE_THREADS": threads}
     for variable, value in options.items():  # the workers (and this process) read them
         if value is not None:
             os.environ[variable] = str(value)
     client = client_from(ctx)
+    from mlcycle.config import load_settings
+
+    limit_threads(load_settings().serve_threads)
     os.environ["MLCYCLE_TRACKING_URI"] = client.tracking_uri
     sock = listening_socket(host, port)
     what = f"deployment {deployment}" if deployment else str(model_uri)
     config_options: dict[str, Any] = dict(loop="uvloop", http="httptools", log_level="warning",
                                           timeout_graceful_shutdown=10)
     if workers == 1:
-        from mlcycle.config import load_settings
-
         app = _build(client, load_settings())
         err_console.print(f"mlcycle serve {what} on http://{host}:{port}", soft_wrap=True,
                           markup=False)
@@ -101,6 +105,24 @@ def serve(
         Multiprocess(config, sockets=[sock]).run()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+#: The variables native thread pools read when they load (the workers inherit them).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def limit_threads(threads: int) -> None:
+    """At most *threads* native threads per model call in this process and its workers: the
+    environment for pools not loaded yet, threadpoolctl for those already loaded (call it again
+    after loading a model)."""
+    for variable in THREAD_VARIABLES:
+        os.environ[variable] = str(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn and the pipelines extra bring it
+        return
+    threadpool_limits(limits=threads)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -126,7 +148,9 @@ def _build(client: Any, settings: Any) -> Any:
     serving = ServingSettings.from_settings(settings)
     if settings.serve_deployment:
         def load(model: str, version: int) -> Any:
-            return client.load_model(f"models:/{model}/{version}")
+            loaded = client.load_model(f"models:/{model}/{version}")
+            limit_threads(settings.serve_threads)  # pools the model's libraries brought
+            return loaded
 
         return create_deployment_app(client.deployments, settings.serve_deployment, load,
                                      settings=serving)
@@ -138,6 +162,7 @@ def _build(client: Any, settings: Any) -> Any:
         default_name = model_uri.rstrip("/").rsplit("/", 1)[-1] or "model"
         version = "1"
     model = client.load_model(model_uri)
+    limit_threads(settings.serve_threads)
     return create_serving_app(model, name=settings.serve_name or default_name, version=version,
                               settings=serving)
 
