@@ -28,6 +28,8 @@ model learns from winter and would only ever extrapolate it).
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -299,7 +301,12 @@ def _replay(console: Console, client: mc.Client, server: ModelServer,
                 + (f", drifted: {_drift(month.drifted)}" if month.drifted
                    else f"; no feature drifted (largest: {_drift(month.scores, 2)})"),
                 soft_wrap=True)
-            if run.alert is None or run.alert.status != "alert":  # on a change to alert
+            if run.alert is None or run.alert.status != "alert":
+                if month.status == "alert":  # alerts fire on a change of status only
+                    month.action = "still alert: no new alert"
+                    say("  still alert: no new alert, no retraining (an alert fires when the "
+                        "status changes, so a lasting drift does not retrain every run)",
+                        soft_wrap=True)
                 continue
             # The newest labelled rows the retraining never sees: what the gates judge on.
             recent = mc.data.ingest(RECENT, held[[*FEATURES, TARGET]],
@@ -409,7 +416,8 @@ def main(argv: list[str] | None = None) -> None:
     from sklearn.metrics import roc_auc_score
     from sklearn.pipeline import make_pipeline
 
-    console = Console()
+    # A terminal sets the width; written to a file or a CI log, 120 columns keep the tables whole.
+    console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120)
     client = mc.get_client()
     stage = Stages(console, STAGES)
     console.print(f"[bold]mlcycle flights demo[/]: will a flight out of New York arrive more "
@@ -484,7 +492,7 @@ def main(argv: list[str] | None = None) -> None:
                 first = client.monitors.run(monitor, window=window)
             console.print(f"served: deployment [bold]{DEPLOYMENT}[/] (v{production}) on "
                           f"{traffic.url}: {traffic.requests} winter test flights, "
-                          f"{traffic.errors} errors, p95 ≤ {traffic.p95_ms or 0:.0f} ms, live "
+                          f"{traffic.errors} errors, p95 {traffic.p95_ms or 0:.0f} ms, live "
                           f"accuracy {_pct(traffic.accuracy)}; monitor {monitor} "
                           f"[bold]{first.result.status}[/], trigger {trigger} armed",
                           soft_wrap=True)
