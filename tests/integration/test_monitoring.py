@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -158,8 +161,6 @@ def test_windows_last_n_versions_and_the_newest_label(client: mc.Client,
 
 
 def test_a_reader_never_sees_a_log_file_half_written(client: mc.Client, tmp_path: Path) -> None:
-    import threading
-
     logs = str(tmp_path / "logs")
     writer = ParquetLog(logs, "predictions", worker_id="w")
     failures: list[BaseException] = []
@@ -570,6 +571,51 @@ def test_the_server_runs_due_monitors_and_exports_their_results(
                     (*base[:1], ("feature", "age"), base[1]))] >= 0
     assert ("mlcycle_monitor_operations",
             (*base[:1], ("metric", "latency_p95_ms"), base[1], ("segment", "all"))) in samples
+
+
+def test_one_server_process_holds_the_scheduler_lease_and_another_takes_over(
+        client: mc.Client) -> None:
+    from mlcycle.entities import Lock
+    from mlcycle.server.monitoring import SchedulerLease
+    from mlcycle.store.sql.locks import SqlLockStore
+
+    now = [datetime(2026, 1, 1, tzinfo=UTC)]
+    store = SqlLockStore(client.service.store.engine)
+    a, b = (SchedulerLease(store, stale_after_s=90, clock=lambda: now[0]) for _ in range(2))
+    assert a() is True and b() is False  # one leads
+    now[0] += timedelta(seconds=60)
+    assert a() is True and b() is False  # the leader renews
+    now[0] += timedelta(seconds=100)  # the leader stopped renewing: its lease is stale
+    assert b() is True and a() is False
+    b.release()
+    assert a() is True  # a released lease is free at once
+    # A holder whose process is gone (on this host) is replaced at once, however fresh.
+    a.release()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    store.acquire_lock(Lock(SchedulerLease.NAME, "gone", int(dead.stdout), socket.gethostname(),
+                            now[0]))
+    assert b() is True
+
+
+def test_of_two_server_processes_over_one_store_one_runs_a_due_monitor(
+        client: mc.Client, tmp_path: Path) -> None:
+    from mlcycle.server import create_app
+
+    service = client.monitors
+    service.create("web-once", "web", {"window": "2h", "interval": "1h"})
+    write_logs(str(tmp_path / "logs"), make_frame(200, seed=13),
+               datetime.now(UTC) - timedelta(minutes=60), step_s=10)
+    stores = (client.service.store, client.service.artifacts)
+    apps = [create_app(client.settings, stores=stores, monitor_poll_interval=0.05)
+            for _ in range(2)]
+    with TestClient(apps[0]), TestClient(apps[1]):
+        for _ in range(200):
+            if service.results("web-once"):
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)  # ten more beats of each: the follower must not run it again
+    assert len(service.results("web-once")) == 1
 
 
 def test_every_grafana_expr_names_an_exported_metric() -> None:

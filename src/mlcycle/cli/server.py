@@ -53,11 +53,10 @@ def serve(
         soft_wrap=True, markup=False,
     )
     if workers == 1:
-        from mlcycle.server.app import create_app
+        from mlcycle.server.app import SCHEDULER_POLL_S, create_app
 
-        # One process: it also runs due monitors (several workers would each run them).
-        uvicorn.run(create_app(settings, monitor_poll_interval=30.0), host=host, port=port,
-                    log_level="warning")
+        uvicorn.run(create_app(settings, monitor_poll_interval=SCHEDULER_POLL_S), host=host,
+                    port=port, log_level="warning")
         return
     # Worker processes import the app themselves, so they get the settings from the environment.
     os.environ.update(worker_environment(settings))

@@ -7,6 +7,10 @@ the loop at once, but a run already in its thread (a monitor, or a whole retrain
 until it ends: a retraining that a process exit cuts short stays ``running`` until the trigger
 store takes it as abandoned (after 6 hours), so shut a server down between retrainings.
 
+*leader*, when given, is asked before each beat whether this process is the one that runs it
+(``mlcycle server`` hands in a lease held in the metadata store, so that of its workers, and of
+several servers over one database, one runs the monitors and the triggers).
+
 *reactions* is what else follows the beat: the server hands in the retraining triggers
 (``mlcycle.retrain.TriggerService``, a layer above this one), whose ``on_monitor_run`` fires
 the drift and quality triggers after each monitor run, and whose ``run_due`` fires the
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 from mlcycle.monitoring.service import MonitorRun, MonitorService
@@ -38,15 +43,25 @@ class Reactions(Protocol):
 
 class MonitorScheduler:
     def __init__(self, service: MonitorService, *, poll_interval: float = 30.0,
-                 reactions: Reactions | None = None) -> None:
+                 reactions: Reactions | None = None,
+                 leader: Callable[[], bool] | None = None) -> None:
         self.service = service
         self.poll_interval = poll_interval
         self.reactions = reactions
+        self.leader = leader
 
     async def tick(self) -> list[MonitorRun]:
         """Run the monitors due now, one after the other, each followed by the reactions to
-        it; then the reactions due by the clock."""
+        it; then the reactions due by the clock. Nothing when another process leads."""
         runs: list[MonitorRun] = []
+        if self.leader is not None:
+            try:
+                leading = await asyncio.to_thread(self.leader)
+            except Exception:
+                logger.exception("monitor scheduler: checking the lease failed")
+                leading = False
+            if not leading:
+                return runs
         try:
             due = await asyncio.to_thread(self.service.due)
         except Exception:

@@ -23,7 +23,12 @@ from mlcycle.retrain import TriggerService
 from mlcycle.server.api import api_router, health
 from mlcycle.server.auth import TokenPolicy
 from mlcycle.server.errors import install_error_handlers
-from mlcycle.server.monitoring import metrics_router, monitor_service, scheduled_monitors
+from mlcycle.server.monitoring import (
+    SchedulerLease,
+    metrics_router,
+    monitor_service,
+    scheduled_monitors,
+)
 from mlcycle.server.ui import mount_ui
 from mlcycle.store.base import (
     ArtifactStore,
@@ -38,6 +43,7 @@ from mlcycle.store.base import (
 from mlcycle.store.sql import SqlTrackingStore
 from mlcycle.store.sql.datasets import SqlDatasetStore
 from mlcycle.store.sql.deployments import SqlDeploymentStore
+from mlcycle.store.sql.locks import SqlLockStore
 from mlcycle.store.sql.monitors import SqlMonitorStore
 from mlcycle.store.sql.pipelines import SqlPipelineStore
 from mlcycle.store.sql.registry import SqlModelRegistryStore
@@ -68,7 +74,8 @@ def create_app(
     Stores handed in belong to the caller, who closes them; stores opened here are closed when
     the app shuts down. With monitors kept, ``/metrics`` exports their results and a background
     task runs due monitors every *monitor_poll_interval* seconds (``None``, the default: no
-    scheduler; ``mlcycle server`` with one worker sets 30).
+    scheduler; ``mlcycle server`` sets 30) while this process holds the scheduler lease in the
+    tracking store's database (without a SQL tracking store: always).
     """
     owned = stores is None
     tracking, artifacts = stores if stores is not None else _open_stores(settings)
@@ -100,8 +107,14 @@ def create_app(
                     reactions = TriggerService(Client(settings=settings,
                                                       stores=(tracking, artifacts)),
                                                store=triggers)
+                # A holder on another host is taken for dead after LEASE_STALE_S without a
+                # renewal (on this host, as soon as its process is gone): long enough for a
+                # retraining, which holds its process's beat while it runs.
+                lease = (SchedulerLease(SqlLockStore(tracking.engine),
+                                        stale_after_s=LEASE_STALE_S)
+                         if isinstance(tracking, SqlTrackingStore) else None)
                 await stack.enter_async_context(scheduled_monitors(
-                    service, monitor_poll_interval, reactions))
+                    service, monitor_poll_interval, reactions, lease))
             yield
         if owned:
             tracking.close()
@@ -130,10 +143,17 @@ def create_app(
     return app
 
 
+#: Seconds between the scheduler's beats in ``mlcycle server``.
+SCHEDULER_POLL_S = 30.0
+#: Seconds without a renewal after which another host's scheduler lease is taken over.
+LEASE_STALE_S = 600.0
+
+
 def app_from_env() -> FastAPI:
     """The app over the settings of the environment: the factory each uvicorn worker process
-    calls when ``mlcycle server --workers N`` runs several (``uvicorn --factory``)."""
-    return create_app(load_settings())
+    calls when ``mlcycle server --workers N`` runs several (``uvicorn --factory``). Each runs
+    the scheduler; the one holding the lease does the work."""
+    return create_app(load_settings(), monitor_poll_interval=SCHEDULER_POLL_S)
 
 
 def _open_stores(settings: Settings) -> tuple[TrackingStore, ArtifactStore]:
