@@ -107,6 +107,35 @@ def test_slower_p95_rolls_back() -> None:
     assert v.details["latency_limit_s"] == pytest.approx(0.00985)
 
 
+def test_one_slow_request_among_few_does_not_roll_back() -> None:
+    # 20 candidate requests, two of them caught in a 40 ms pause: its p95 is in that pause, but
+    # two slow requests in 20 are well within what a version as fast as stable shows (5 %).
+    candidate = served(18, latency=0.003)
+    for _ in range(2):
+        candidate.observe(0.04)
+    v = decide(served(1000, latency=0.003), candidate, config=DeploymentConfig(
+        min_requests=20), step=0)
+    assert v.action != "rollback", v.reason
+    assert v.details["candidate"]["p95_s"] > v.details["latency_limit_s"]
+    assert v.details["latency_test"]["p_value"] > 0.01
+    # ... while five such requests in 20 are a slower version.
+    slower = served(15, latency=0.003)
+    for _ in range(5):
+        slower.observe(0.04)
+    v = decide(served(1000, latency=0.003), slower, config=DeploymentConfig(min_requests=20),
+               step=0)
+    assert v.action == "rollback" and "of its 20 requests were slower" in v.reason
+
+
+def test_count_above_reads_the_histogram() -> None:
+    stats = VersionStats()
+    for latency in [0.06] * 50 + [0.15] * 50:  # 50-100 ms and 100-200 ms buckets
+        stats.observe(latency)
+    assert stats.count_above(0.1) == pytest.approx(50)
+    assert stats.count_above(0.15) == pytest.approx(25)
+    assert stats.count_above(0.0) == 100 and stats.count_above(10.0) == 0
+
+
 def test_p95_is_interpolated_inside_its_bucket() -> None:
     stats = VersionStats()
     for latency in [0.06] * 50 + [0.15] * 50:  # half in 50-100 ms, half in 100-200 ms

@@ -16,8 +16,10 @@ The rule, in order (the first that holds decides):
    ``min_error_rate_increase`` (1 percentage point).
 2. **Roll back on latency.** Once both versions have answered ``min_requests`` requests: when the
    candidate's p95 latency exceeds ``max(stable p95 × latency_ratio, stable p95 +
-   latency_slack_s)`` (1.5×, 5 ms). Latencies are read from the shared histogram, so a p95 is
-   the upper bound of the bucket it falls in.
+   latency_slack_s)`` (1.5×, 5 ms) *and* more of its requests than 5 % took longer than the
+   stable p95, by a one-sided binomial test at ``alpha`` (a p95 over a few dozen requests is
+   about their slowest one, so one pause of the machine must not decide). Latencies are read
+   from the shared histogram, interpolated inside their bucket.
 3. **Roll back on quality.** When both versions have at least ``min_feedback`` (50) labelled
    answers: for labels compared by equality, when the candidate's accuracy is lower by a
    one-sided two-proportion z-test at ``alpha`` *and* by at least ``accuracy_tolerance`` (2
@@ -73,6 +75,22 @@ def one_sided_proportion_test(hits_a: int, n_a: int, hits_b: int, n_b: int) -> f
     from scipy.special import ndtr  # scipy.stats costs a second to import; this does not
 
     return float(ndtr(-z))
+
+
+def one_sided_binomial_test(hits: int, n: int, rate: float) -> float:
+    """The p-value of "the rate behind *hits* of *n* is higher than *rate*" (exact binomial
+    tail; 1.0 without trials).
+
+    >>> round(one_sided_binomial_test(10, 40, 0.05), 5)
+    2e-05
+    >>> round(one_sided_binomial_test(1, 15, 0.05), 2)
+    0.54
+    """
+    if n <= 0 or hits <= 0:
+        return 1.0
+    from scipy.special import bdtrc  # P(X > k): the survival function, no scipy.stats import
+
+    return float(bdtrc(min(hits, n) - 1, n, rate))
 
 
 def one_sided_welch_test(sum_a: float, sq_a: float, n_a: int,
@@ -164,10 +182,16 @@ def _latency(stable: VersionStats, cand: VersionStats, config: DeploymentConfig,
         return None
     limit = max(p95_s * config.latency_ratio, p95_s + config.latency_slack_s)
     details["latency_limit_s"] = limit
-    if p95_c > limit:
+    slower = cand.count_above(p95_s)  # about 5 % of its requests if it is as fast as stable
+    p = one_sided_binomial_test(round(slower), cand.requests, 0.05)
+    details["latency_test"] = {"slower_than_stable_p95": slower, "p_value": p,
+                               "alpha": config.alpha}
+    if p95_c > limit and p < config.alpha:
         return Verdict("rollback", f"candidate p95 latency {_ms(p95_c)} exceeds {_ms(limit)} "
                        f"(stable p95 {_ms(p95_s)} x {config.latency_ratio:g}, or + "
-                       f"{_ms(config.latency_slack_s)})", details)
+                       f"{_ms(config.latency_slack_s)}); {slower:.0f} of its "
+                       f"{cand.requests} requests were slower than the stable p95 (binomial "
+                       f"test against 5 %, p={p:.2g} < {config.alpha:g})", details)
     return None
 
 

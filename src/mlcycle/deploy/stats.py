@@ -89,6 +89,22 @@ class VersionStats:
             seen += count
         return math.inf
 
+    def count_above(self, seconds: float) -> float:
+        """About how many requests took longer than *seconds*: the buckets above it, and the
+        share of its own bucket above it (interpolated linearly, as :meth:`latency_quantile`)."""
+        total = 0.0
+        for i, count in enumerate(self.latency_buckets):
+            if not count:
+                continue
+            lower = LATENCY_BUCKETS[i - 1] if i else 0.0
+            upper = LATENCY_BUCKETS[i] if i < len(LATENCY_BUCKETS) else math.inf
+            if seconds <= lower:
+                total += count
+            elif seconds < upper:
+                total += count * (upper - seconds) / (upper - lower) if upper < math.inf \
+                    else count
+        return total
+
     def merge(self, other: VersionStats) -> VersionStats:
         """The sum of two counters (a new object)."""
         return VersionStats(
