@@ -197,6 +197,18 @@ def test_drift_alert_retrains_on_feedback_and_starts_a_canary(loop: Loop) -> Non
     assert made.monitor_result["checks"]["drift"]["status"] == "alert"
     assert made.missing == []
 
+    # Once v2 is served, drift compares with what v2 learned from: the training rows and the
+    # production rows the retraining added (their stored profiles merged, no rows read).
+    monitors = client.monitors
+    monitor = monitors.get("drift-watch")
+    assert monitors.reference_of(monitor) == "cancer@v1"
+    client.deployments.promote("cancer", reason="test")
+    ref, profile = monitors.reference_profile(monitor)
+    assert ref == "cancer@v1 + cancer.feedback@v1"
+    assert profile is not None
+    assert profile.num_rows == client.data.get_version("cancer@v1").num_rows + feedback.num_rows
+    assert monitors.run("drift-watch").result.details["checks"]["drift"]["reference"] == ref
+
 
 def test_the_retrained_model_is_promoted_by_the_canary_under_served_traffic(
         loop: Loop, tmp_path: Path) -> None:

@@ -143,20 +143,41 @@ class MonitorService:
         return self.logs.read(monitor.deployment, window)
 
     def reference_of(self, monitor: Monitor) -> str | None:
-        """The dataset version drift compares against: the monitor's, or the training data
-        (``context.role == "train"``, else the first input) of the stable model version."""
+        """The dataset version(s) drift compares against: the monitor's, or what the stable
+        model version learned from: its training data (``context.role == "train"``, else its
+        first input) and the production rows a retraining added (``role == "feedback"``),
+        joined with ``" + "``."""
         if monitor.reference:
             return monitor.reference
         deployment = self.deployments.get(monitor.deployment)
         version = self.deployments.registry.get_version(deployment.model,
                                                         deployment.stable_version)
         inputs = list(version.datasets)
-        train = [i for i in inputs if (i.context or {}).get("role") == "train"] or inputs
-        return f"{train[0].dataset}@{train[0].version}" if train else None
+
+        def role(name: str) -> builtins.list[Any]:
+            return [i for i in inputs if (i.context or {}).get("role") == name]
+
+        learned = [*(role("train") or inputs[:1]), *role("feedback")]
+        return " + ".join(f"{i.dataset}@{i.version}" for i in learned) or None
 
     def reference_profile(self, monitor: Monitor) -> tuple[str | None, DatasetProfile | None]:
+        """The reference's stored profile; several versions' profiles merged (their sketches
+        add up, no rows read). A version whose columns cannot merge is left out, with a
+        warning, and the reference says what was used."""
         ref = self.reference_of(monitor)
-        return ref, (self.data.profile(ref) if ref is not None else None)
+        if ref is None:
+            return None, None
+        first, *rest = ref.split(" + ")
+        used, profile = [first], self.data.profile(first)
+        for part in rest:
+            try:
+                profile = profile.merge(self.data.profile(part))
+            except MlcycleError as exc:
+                logger.warning("monitor %s: reference %s left out (%s)", monitor.name, part,
+                               exc.message)
+                continue
+            used.append(part)
+        return " + ".join(used), profile
 
     def evaluate(self, monitor: Monitor, window: LogWindow, *,
                  bucket: str | None = None) -> tuple[MonitorResult, PerformanceReport,
