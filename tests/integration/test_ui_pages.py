@@ -225,11 +225,24 @@ def test_model_page_shows_the_lineage_from_data_to_deployment(home: Path) -> Non
         client.register_model(info.model_uri, "points-clf")
         client.deployments.deploy("web", "models:/points-clf/1")
         client.deployments.deploy("web", "models:/points-clf/2", strategy="canary")
+        client.registry.set_alias("points-clf", "production", 1)
+        client.evaluate_model("models:/points-clf/2", frame, target="y",
+                              gates="gates:\n  - {metric: accuracy, min: 0.5}\n")
         run_id = run.run_id
     finally:
         client.close()
     with TestClient(create_app(mc.Settings(home=home))) as web:
         page = web.get("/models/points-clf").text
+    # The evaluation as tables: metrics against the baseline, the gates, and JSON without curves.
+    evaluation = page[page.index("Evaluations and gate"):]
+    assert "v2: gates passed" in evaluation
+    metrics = evaluation[evaluation.index('aria-label="Metrics of v2"'):]
+    assert "<td>accuracy</td>" in metrics[:metrics.index("</table>")]
+    assert "production" in metrics[:metrics.index("</tbody>")]  # the baseline's column
+    gates = evaluation[evaluation.index('aria-label="Gates of v2"'):]
+    assert "accuracy &gt;= 0.5" in gates[:gates.index("</table>")]
+    raw = evaluation[evaluation.index('aria-label="Evaluation of v2"'):]
+    assert "confusion_matrix" not in raw and "curves" not in raw
     lineage = page[page.index('aria-label="Lineage"'):page.index("Evaluations and gate")]
     assert lineage.index("<strong>v2</strong>") < lineage.index("<strong>v1</strong>")
     assert 'href="/datasets/points/versions/1"' in lineage and "(train)" in lineage

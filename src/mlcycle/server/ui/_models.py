@@ -47,10 +47,30 @@ def models(request: Request, registry: Registry) -> HTMLResponse:
 def model(request: Request, registry: Registry, name: str) -> HTMLResponse:
     found = registry.get_model(name)
     versions = registry.list_versions(name)
-    evaluations = {v.version: json.dumps(dict(v.evaluation), indent=2, default=str)
-                   for v in versions if v.evaluation}
+    evaluations = {v.version: _evaluation(dict(v.evaluation)) for v in versions if v.evaluation}
     return render(request, "model.html", title=name, model=found, versions=versions,
                   evaluations=evaluations, lineage=_lineage(request, name, versions))
+
+
+def _evaluation(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """A stored evaluation as the page shows it: metrics against the baseline, the gate checks,
+    the segments, and the JSON without its curves (points of ROC and PR curves, which would
+    make the page hundreds of kilobytes)."""
+    result = dict(evaluation.get("result") or {})
+    metrics = dict(result.get("metrics") or {})
+    baseline = dict(result.get("baseline_metrics") or {})
+    rows = [{"metric": k, "value": v, "baseline": baseline.get(k),
+             "delta": None if baseline.get(k) is None or not isinstance(v, int | float)
+             else v - baseline[k]} for k, v in metrics.items()]
+    segments = [s for s in result.get("segments") or [] if isinstance(s, dict)]
+    columns = sorted({k for s in segments for k in (s.get("metrics") or {})})
+    gates = dict(evaluation.get("gates") or {})
+    raw = {**evaluation, "result": {k: v for k, v in result.items() if k != "curves"}}
+    return {"data": evaluation.get("data"), "baseline": evaluation.get("baseline")
+            or result.get("baseline_name"), "passed": evaluation.get("passed"),
+            "rows": result.get("rows"), "metrics": rows, "checks": gates.get("checks") or [],
+            "segments": segments, "segment_columns": columns,
+            "json": json.dumps(raw, indent=2, default=str)}
 
 
 def _lineage(request: Request, name: str, versions: list[Any]) -> list[dict[str, Any]]:
