@@ -337,6 +337,8 @@ def _replay(console: Console, client: mc.Client, server: ModelServer,
                 client, server, DEPLOYMENT, done.model_version, canary[FEATURES],
                 canary[TARGET], 180.0, concurrency=TRAFFIC_CLIENTS)
             month.action = f"v{done.model_version} {record.outcome}"
+            if record.outcome == "promoted":  # the registry says what production serves
+                client.registry.set_alias(MODEL, "production", done.model_version)
             say(f"  alert → trigger run {done.run_id} retrained on the newest labelled flights: "
                 f"v{done.model_version}, AUC on held-out {name} flights "
                 f"{_num(before.get('roc_auc'))} → {_num(after.get('roc_auc'))}; {gates}; "

@@ -72,6 +72,9 @@ def test_demo_flights_fast_runs_the_story_on_real_data(tmp_path: Path) -> None:
     assert events[0][1] == "controller", events
     assert "retrainings, judged on held-out flights of their month" in said
     assert "v2 promoted:" in said or "v2 rolled back:" in said
+    # the registry's production alias follows what the deployment serves
+    served = client.deployments.get("flights").stable_version
+    assert client.registry.resolve("models:/flights-delay@production").version == served
     assert not client.deployments.status("flights").live_workers  # the server said goodbye
     client.close()
 
