@@ -49,6 +49,7 @@ import mlcycle as mc
 from mlcycle.config import redact_uri
 from mlcycle.demo_serving import (
     ModelServer,
+    ensure,
     model_server,
     run_canary,
     send_traffic,
@@ -231,13 +232,6 @@ def _prepare(console: Console, frame: pd.DataFrame) -> tuple[Any, tuple[Any, ...
     return prepared, arrays
 
 
-def _ensure(get: Any, create: Any) -> None:
-    try:
-        get()
-    except mc.errors.NotFoundError:
-        create()
-
-
 def _watch(client: mc.Client, result: Any) -> tuple[str, str]:
     """The drift monitor and the retraining trigger (kept from an earlier run). The monitor
     warns when live accuracy falls 3 points under the test accuracy, and alerts at 5; each
@@ -253,11 +247,11 @@ def _watch(client: mc.Client, result: Any) -> tuple[str, str]:
                      for name, seg in origins.items()}}
     monitors, triggers = client.monitors, TriggerService(client)
     monitor, trigger = f"{DEPLOYMENT}-drift", f"{DEPLOYMENT}-retrain"
-    _ensure(lambda: monitors.get(monitor), lambda: monitors.create(
+    ensure(lambda: monitors.get(monitor), lambda: monitors.create(
         monitor, DEPLOYMENT, {"checks": ["drift", "performance"], "window": "30d",
                               "thresholds": thresholds,
                               "segments": {name: SEGMENTS[name] for name in origins}}))
-    _ensure(lambda: triggers.get(trigger), lambda: triggers.create(
+    ensure(lambda: triggers.get(trigger), lambda: triggers.create(
         trigger, DEPLOYMENT, kinds=["drift", "quality"], pipeline="mlcycle.demo_flights:retrain",
         dataset=DATASET, target=TARGET, evaluation_data=RECENT, gates=GATES, cooldown=0,
         canary={"steps": [50, 100], "min_requests": 25}))
@@ -337,7 +331,8 @@ def _replay(console: Console, client: mc.Client, server: ModelServer,
                 client, server, DEPLOYMENT, done.model_version, canary[FEATURES],
                 canary[TARGET], 180.0, concurrency=TRAFFIC_CLIENTS)
             month.action = f"v{done.model_version} {record.outcome}"
-            if record.outcome == "promoted":  # the registry says what production serves
+            if record.outcome == "promoted" and done.model_version is not None:
+                # the registry says what production serves
                 client.registry.set_alias(MODEL, "production", done.model_version)
             say(f"  alert → trigger run {done.run_id} retrained on the newest labelled flights: "
                 f"v{done.model_version}, AUC on held-out {name} flights "

@@ -6,22 +6,15 @@ that the serving worker's controller promotes (or rolls back) while traffic flow
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import Any
 
 import fsspec
-import httpx
 import pandas as pd
 import pyarrow.dataset as ds
 
@@ -29,9 +22,10 @@ import mlcycle as mc
 from mlcycle.deploy import VersionStats
 from mlcycle.errors import NotFoundError, ServingError
 from mlcycle.monitoring import LogWindow
+from mlcycle.serving.process import ServeProcess, serve_deployment, wait_switched
 
-__all__ = ["LoopSummary", "ModelServer", "TrafficSummary", "close_the_loop", "model_server",
-           "run_canary", "send_traffic", "wait_logged"]
+__all__ = ["LoopSummary", "ModelServer", "TrafficSummary", "close_the_loop", "ensure",
+           "model_server", "run_canary", "send_traffic", "wait_logged"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,39 +58,16 @@ class LoopSummary:
     accuracy_after: float | None
 
 
-@dataclass
-class ModelServer:
-    url: str
-    http: httpx.Client
-    process: subprocess.Popen[bytes]
+ModelServer = ServeProcess
 
 
-@contextmanager
 def model_server(client: mc.Client, deployment: str, *, timeout: float = 60.0
-                 ) -> Iterator[ModelServer]:
-    """``mlcycle serve --deployment`` on a free loopback port, until ready; stopped cleanly
-    (SIGTERM: the prediction log is flushed, the worker says goodbye) on exit."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "MLCYCLE_TRACKING_URI": client.tracking_uri,
-           "MLCYCLE_ARTIFACT_URI": client.settings.resolved_artifact_uri}
-    # stderr to a file, read on failure (a pipe nobody reads fills up and stalls the server)
-    errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlcycle", "serve", "--deployment", deployment, "--port",
-         str(port)], env=env, stdout=subprocess.DEVNULL, stderr=errors)
-    try:
-        with httpx.Client(base_url=url, timeout=10.0) as http:
-            _wait_ready(http, process, errors, timeout)
-            yield ModelServer(url, http, process)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        errors.close()
+                 ) -> AbstractContextManager[ServeProcess]:
+    """``mlcycle serve --deployment`` over *client*'s stores on a free loopback port, until
+    ready; stopped cleanly on exit."""
+    return serve_deployment(deployment, tracking_uri=client.tracking_uri,
+                            artifact_uri=client.settings.resolved_artifact_uri,
+                            timeout=timeout)
 
 
 def send_traffic(server: ModelServer, frame: pd.DataFrame, labels: Any, *,
@@ -132,7 +103,7 @@ def serve_production(client: mc.Client, server: ModelServer, name: str, version:
                      concurrency: int = 1) -> TrafficSummary:
     """Wait for *version* to be live, send *frame* and *labels*, and sum up what the
     deployment counted and logged."""
-    wait_switched(client, name, version, timeout)
+    wait_switched(client.deployments, name, version, timeout)
     # Earlier servers of this deployment counted too: this run's share is the rest.
     before = client.deployments.status(name).stats.get(version, VersionStats())
     sent = send_traffic(server, frame, labels, concurrency=concurrency)
@@ -158,9 +129,9 @@ def close_the_loop(client: mc.Client, server: ModelServer, *, deployment: str, d
 
     monitors, triggers = client.monitors, TriggerService(client)
     monitor, trigger = f"{deployment}-drift", f"{deployment}-retrain"
-    _ensure(lambda: monitors.get(monitor), lambda: monitors.create(
+    ensure(lambda: monitors.get(monitor), lambda: monitors.create(
         monitor, deployment, {"checks": ["drift", "performance"], "window": "1d"}))
-    _ensure(lambda: triggers.get(trigger), lambda: triggers.create(
+    ensure(lambda: triggers.get(trigger), lambda: triggers.create(
         trigger, deployment, kinds=["drift"], pipeline=pipeline, dataset=dataset,
         target="target", evaluation_data=evaluation, gates=gates, cooldown=0,
         canary={"steps": [50, 100], "min_requests": 25}))
@@ -231,7 +202,8 @@ def run_canary(client: mc.Client, server: ModelServer, deployment: str,
     return "still in canary", f"no decision within {timeout:.0f} s", None
 
 
-def _ensure(get: Any, create: Any) -> None:
+def ensure(get: Any, create: Any) -> None:
+    """*create* what *get* does not find (a monitor, a trigger kept from an earlier run)."""
     try:
         get()
     except NotFoundError:
@@ -244,52 +216,6 @@ def _until(condition: Any, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise ServingError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.2)
-
-
-def _tail(errors: IO[bytes]) -> str:
-    errors.seek(0)
-    return errors.read().decode(errors="replace")[-2000:]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_ready(http: httpx.Client, server: subprocess.Popen[bytes], errors: IO[bytes],
-                timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise ServingError(f"mlcycle serve stopped before it was ready: {_tail(errors)}")
-        try:
-            if http.get("/v2/health/ready").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise ServingError(f"mlcycle serve was not ready after {timeout:.0f} s")
-
-
-def wait_switched(client: mc.Client, name: str, version: int, timeout: float) -> None:
-    """Until the worker has warmed *version*, the controller has switched traffic to it, and
-    the worker has applied the switch."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = client.deployments.status(name)
-        deployment = status.deployment
-        applied = status.live_workers and all(
-            w.report.revision >= deployment.revision for w in status.live_workers)
-        if deployment.phase == "stable" and deployment.stable_version == version and applied:
-            return
-        if deployment.candidate_version is None and deployment.stable_version != version:
-            raise ServingError(f"deployment {name!r}: version {version} was rolled back; "
-                               f"`mlcycle deploy history {name}` says why")
-        if time.monotonic() > deadline:
-            raise ServingError(f"deployment {name!r}: version {version} not switched to "
-                               f"after {timeout:.0f} s (phase {deployment.phase})")
-        time.sleep(0.1)
 
 
 def _counted(client: mc.Client, name: str, version: int, before: VersionStats, requests: int,
