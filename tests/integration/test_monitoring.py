@@ -160,33 +160,32 @@ def test_windows_last_n_versions_and_the_newest_label(client: mc.Client,
         LogWindow(last=0)
 
 
-def test_a_reader_never_sees_a_log_file_half_written(client: mc.Client, tmp_path: Path) -> None:
+def test_a_reader_never_sees_a_log_file_half_written(client: mc.Client, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyarrow.parquet as pq
+
     logs = str(tmp_path / "logs")
     writer = ParquetLog(logs, "predictions", worker_id="w")
-    failures: list[BaseException] = []
-    done = threading.Event()
+    write_table = pq.write_table
+    seen: list[object] = []
 
-    def read() -> None:  # what a monitor does while the server writes
-        while not done.is_set():
-            try:
-                client.monitors.logs.read("web")
-            except BaseException as exc:  # collected and asserted below
-                failures.append(exc)
+    def write_and_read(table: object, where: object, **options: object) -> None:
+        write_table(table, where, **options)
+        # The file is written but not closed: what a monitor reading now would meet.
+        try:
+            seen.append(client.monitors.logs.read("web").height)
+        except Exception as exc:  # the assertion below names it
+            seen.append(exc)
 
-    reader = threading.Thread(target=read)
-    reader.start()
-    try:
-        for i in range(60):
-            writer.append(PredictionRecord(
-                f"r{i}", T0.timestamp() + i, "web", "clf", "1", "stable",
-                {"age": list(range(2_000)), "income": [1.5] * 2_000, "region": ["EU"] * 2_000},
-                [0] * 2_000, 5.0, 200, 2_000))
-            writer.flush()  # one file each
-    finally:
-        done.set()
-        reader.join()
-    assert not failures, failures[:3]
-    assert client.monitors.logs.read("web").height == 120_000
+    monkeypatch.setattr(pq, "write_table", write_and_read)
+    for i in range(3):
+        writer.append(PredictionRecord(
+            f"r{i}", T0.timestamp() + i, "web", "clf", "1", "stable",
+            {"age": [30, 40], "income": [1.5, 2.5], "region": ["EU", "US"]}, [0, 1], 5.0, 200,
+            2))
+        writer.flush()  # one file each
+    assert seen == [0, 2, 4]  # only the files already complete
+    assert client.monitors.logs.read("web").height == 6
     assert not [p for p in (tmp_path / "logs").rglob("*") if p.name.endswith(".tmp")]
 
 
